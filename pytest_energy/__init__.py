@@ -1,0 +1,35 @@
+"""pytest-energy: energy budgets for ML inference in CI.
+
+Public names: the :class:`Meter` protocol for custom meters, the :class:`Measurement` and
+:class:`Window` a test's ``energy.result`` returns, and the error types.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import (  # noqa: E402
+    BaselineError,
+    ConfigError,
+    CounterWentBackwards,
+    EnergyError,
+    MeasurementError,
+    MeterError,
+    MeterUnavailable,
+)
+from .measure import Measurement, Window  # noqa: E402
+from .meters.base import Meter  # noqa: E402
+
+__all__ = [
+    "BaselineError",
+    "ConfigError",
+    "CounterWentBackwards",
+    "EnergyError",
+    "Measurement",
+    "MeasurementError",
+    "Meter",
+    "MeterError",
+    "MeterUnavailable",
+    "Window",
+    "__version__",
+]

@@ -1,0 +1,89 @@
+"""``auto``: every real sensor available, else the estimate, and a note saying why.
+
+With several sensors (a GPU through NVML and the CPU through RAPL), their domains are
+reported separately and summed. With none, CodeCarbon's estimate is used and labelled as
+such. ``selection`` explains the choice once per session.
+"""
+
+from __future__ import annotations
+
+from ..errors import MeterError, MeterUnavailable
+from . import try_create
+from .base import Meter, provenance, update_period_s
+
+SENSORS = ("nvml", "rapl")
+ESTIMATE = "codecarbon"
+
+
+class CompositeMeter:
+    """Several meters read as one; domain names must not collide."""
+
+    def __init__(self, meters: list[Meter]) -> None:
+        if not meters:
+            raise ValueError("CompositeMeter needs at least one meter")
+        self.meters = meters
+        self.name = "+".join(m.name for m in meters)
+        self.hardware = " + ".join(m.hardware for m in meters)
+        self.estimated = any(m.estimated for m in meters)
+        self.update_period_s = max(update_period_s(m) for m in meters)
+        self.provenance = "; ".join(provenance(m) for m in meters)
+
+    def read(self) -> dict[str, float]:
+        combined: dict[str, float] = {}
+        for meter in self.meters:
+            for domain, joules in meter.read().items():
+                if domain in combined:
+                    raise MeterError(f"meters {self.name!r} both report domain {domain!r}")
+                combined[domain] = joules
+        return combined
+
+    def throttle_reasons(self) -> tuple[str, ...]:
+        reasons: set[str] = set()
+        for meter in self.meters:
+            get = getattr(meter, "throttle_reasons", None)
+            if get is not None:
+                reasons.update(get())
+        return tuple(sorted(reasons))
+
+    def close(self) -> None:
+        errors = []
+        for meter in self.meters:
+            try:
+                meter.close()
+            except Exception as exc:  # close every meter, then report the first failure
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+
+class AutoMeter(CompositeMeter):
+    """Pick every available sensor, or the CodeCarbon estimate when there is none."""
+
+    def __init__(self) -> None:
+        chosen: list[Meter] = []
+        reasons: list[str] = []
+        for spec in SENSORS:
+            meter, why = try_create(spec)
+            if meter is None:
+                reasons.append(why)
+            else:
+                chosen.append(meter)
+        if not chosen:
+            meter, why = try_create(ESTIMATE)
+            if meter is None:
+                raise MeterUnavailable(
+                    "auto",
+                    "no energy sensor and no estimate is available on this machine: "
+                    + " ".join(reasons + [why]),
+                    "install the CodeCarbon extra for an estimate "
+                    "(pip install 'pytest-energy[codecarbon]'), or the NVML extra on an NVIDIA "
+                    "machine (pip install 'pytest-energy[nvml]').",
+                )
+            chosen.append(meter)
+        super().__init__(chosen)
+        picked = ", ".join(
+            f"{m.name} ({'estimated' if m.estimated else 'measured'}, {m.hardware})" for m in chosen
+        )
+        self.selection = f"auto picked {picked}" + (
+            "; not used: " + " ".join(reasons) if reasons else ""
+        )

@@ -1,0 +1,457 @@
+"""The pytest plugin: options, the ``energy`` fixture, the ``energy_budget`` marker, the gate.
+
+Hooks stay thin. Measurement lives in ``measure.py``, statistics in ``stats.py``, the
+baseline in ``baseline.py`` and reports in ``report/``; this module only wires them to
+pytest and turns their errors into pytest's (usage errors, failed tests, warnings).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pytest
+
+from . import budget as budget_mod
+from . import settings as settings_mod
+from .budget import EnergyBudget
+from .errors import BaselineError, ConfigError, EnergyError, MeasurementError, MeterError, MeterUnavailable
+from .measure import Measurement, Recorder, Sync
+from .meters import resolve
+from .report import terminal
+from .results import EnergyResult, failure_message, fmt_kwh
+from .session import EnergySession
+from .stats import Comparison, Status, compare
+
+T = TypeVar("T")
+
+session_key = pytest.StashKey[EnergySession]()
+budget_key = pytest.StashKey["EnergyBudget | None"]()
+recorder_key = pytest.StashKey[Recorder]()
+result_key = pytest.StashKey[EnergyResult]()
+
+
+class EnergyWarning(pytest.PytestWarning):
+    """Something about a measurement the user should know, e.g. windows too short."""
+
+
+# (name, metavar, help); metavar None marks a flag. The option is --energy-<name with
+# dashes> and the ini key energy_<name>: one spelling each, resolved in _raw_settings().
+OPTIONS: tuple[tuple[str, str | None, str], ...] = (
+    ("report", None, "print a per-test energy table in the terminal summary"),
+    (
+        "baseline",
+        "PATH",
+        f"baseline TOML file (default: {settings_mod.DEFAULT_BASELINE_NAME} in the rootdir)",
+    ),
+    ("update_baseline", None, "write this run's results into the baseline (atomic; other entries kept)"),
+    (
+        "tolerance",
+        "PCT",
+        f"allowed regression in percent, e.g. 5 or 5% (default {settings_mod.DEFAULT_TOLERANCE_PCT:g}%)",
+    ),
+    (
+        "alpha",
+        "P",
+        f"significance level of the one-sided Mann-Whitney U test (default {settings_mod.DEFAULT_ALPHA:g})",
+    ),
+    ("meter", "SPEC", "auto (default), nvml, rapl, codecarbon, or module:attribute naming a meter factory"),
+    ("rounds", "N", f"measured windows for energy(fn, ...) (default {settings_mod.DEFAULT_ROUNDS})"),
+    ("warmup", "N", f"unmeasured warm-up calls before calibration (default {settings_mod.DEFAULT_WARMUP})"),
+    (
+        "min_time",
+        "SECONDS",
+        "minimum window length, e.g. 0.5s or 500ms (default: "
+        f"{settings_mod.PERIODS_PER_WINDOW} update periods of the meter); 0 disables calibration",
+    ),
+    ("require_sensor", None, "error out instead of accepting an estimated meter"),
+    ("subtract_idle", None, "also report dynamic energy (total minus idle power x duration)"),
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("energy", "energy budgets (pytest-energy)")
+    for name, metavar, help_text in OPTIONS:
+        flag = "--energy-" + name.replace("_", "-")
+        dest = "energy_" + name
+        escaped = help_text.replace("%", "%%")  # argparse formats help strings
+        if metavar is None:
+            group.addoption(flag, action="store_true", default=None, dest=dest, help=escaped)
+        else:
+            group.addoption(flag, default=None, dest=dest, metavar=metavar, help=escaped)
+        parser.addini(dest, help_text, default="")
+
+
+def _raw_settings(config: pytest.Config) -> dict[str, str]:
+    """Each setting from the command line, else the ini file; unset ones are left out."""
+    raw: dict[str, str] = {}
+    for name, _, _ in OPTIONS:
+        value = config.getoption("energy_" + name)
+        if value is None:
+            value = config.getini("energy_" + name)
+            if value in ("", None):
+                continue
+        raw[name] = "true" if value is True else str(value)
+    return raw
+
+
+def _marker_help() -> str:
+    signature = inspect.signature(budget_mod.energy_budget)
+    bare = signature.replace(
+        parameters=[p.replace(annotation=p.empty) for p in signature.parameters.values()],
+        return_annotation=signature.empty,
+    )
+    doc = (inspect.getdoc(budget_mod.energy_budget) or "").replace("``", "")
+    return f"energy_budget{bare}: " + " ".join(doc.split())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", _marker_help())
+    try:
+        settings = settings_mod.build(_raw_settings(config), config.rootpath)
+        factory = resolve(settings.meter)
+    except ConfigError as exc:
+        raise pytest.UsageError(f"pytest-energy: {exc}") from None
+    config.stash[session_key] = EnergySession(settings, factory)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(session_key, None)
+    if session is not None:
+        session.close()
+
+
+def _uses_energy(item: pytest.Item) -> bool:
+    return "energy" in getattr(item, "fixturenames", ()) or item.stash.get(budget_key, None) is not None
+
+
+def _parse_budget(item: pytest.Item) -> EnergyBudget | None:
+    marks = list(item.iter_markers_with_node("energy_budget"))
+    if not marks:
+        return None
+    closest_node = marks[0][0]
+    if sum(1 for node, _ in marks if node is closest_node) > 1:
+        raise ConfigError(
+            "is marked energy_budget more than once at the same level; keep one (the marker "
+            "closest to the test wins over class or module markers)"
+        )
+    mark = marks[0][1]
+    return budget_mod.from_marker(mark.args, mark.kwargs)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    problems = []
+    for item in items:
+        try:
+            item.stash[budget_key] = _parse_budget(item)
+        except ConfigError as exc:
+            problems.append(f"{item.nodeid}: @pytest.mark.energy_budget {exc}")
+    if problems:
+        raise pytest.UsageError(
+            "pytest-energy: invalid energy_budget marker arguments:\n  " + "\n  ".join(problems)
+        )
+    if any(_uses_energy(item) for item in items):
+        _start(config.stash[session_key])
+
+
+def _start(session: EnergySession) -> None:
+    """Create the meter and load the baseline up front, so a problem stops the run early."""
+    try:
+        session.meter  # noqa: B018 - created for its side effect
+        session.baseline  # noqa: B018
+    except (MeterUnavailable, ConfigError, BaselineError) as exc:
+        raise pytest.UsageError(f"pytest-energy: {exc}") from None
+
+
+def _recorder(item: pytest.Item) -> Recorder:
+    recorder = item.stash.get(recorder_key, None)
+    if recorder is None:
+        recorder = item.config.stash[session_key].recorder()
+        item.stash[recorder_key] = recorder
+    return recorder
+
+
+@dataclass(frozen=True)
+class UpgradeCheck:
+    """The outcome of ``energy.compare(current, candidate, ...)``."""
+
+    current: Measurement
+    candidate: Measurement
+    comparison: Comparison
+
+    @property
+    def ratio(self) -> float:
+        return self.comparison.ratio
+
+    @property
+    def change_pct(self) -> float:
+        return self.comparison.change_pct
+
+    @property
+    def status(self) -> Status:
+        return self.comparison.status
+
+
+@contextmanager
+def _as_test_failure() -> Iterator[None]:
+    try:
+        yield
+    except MeasurementError as exc:
+        pytest.fail(f"energy fixture: {exc}", pytrace=False)
+
+
+class EnergyFixture:
+    """What a test receives as ``energy``."""
+
+    def __init__(self, recorder: Recorder, tolerance_pct: float, alpha: float) -> None:
+        self._recorder = recorder
+        self._tolerance_pct = tolerance_pct
+        self._alpha = alpha
+
+    @property
+    def meter(self) -> Any:
+        """The meter in use (a :class:`pytest_energy.Meter`)."""
+        return self._recorder.meter
+
+    @property
+    def result(self) -> Measurement | None:
+        """This test's windows so far, or ``None`` before the first one."""
+        return self._recorder.measurement()
+
+    @contextmanager
+    def measure(
+        self,
+        inferences: int,
+        *,
+        tokens: int | None = None,
+        images: int | None = None,
+        sync: Sync | None = None,
+    ) -> Iterator[None]:
+        """Meter the ``with`` block as one window of ``inferences`` inferences."""
+        with _as_test_failure(), self._recorder.window(inferences, tokens, images, sync=sync):
+            yield
+
+    def __call__(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        inferences: int,
+        tokens: int | None = None,
+        images: int | None = None,
+        sync: Sync | None = None,
+        **kwargs: Any,
+    ) -> T:
+        """Call ``fn(*args, **kwargs)`` with warm-up and calibrated, repeated windows.
+
+        ``inferences``, ``tokens`` and ``images`` count what ONE call of ``fn`` does.
+        Returns the last call's result.
+        """
+        with _as_test_failure():
+            return self._recorder.run(
+                fn, args, kwargs, inferences=inferences, tokens=tokens, images=images, sync=sync
+            )
+
+    def compare(
+        self,
+        current: Callable[[], Any],
+        candidate: Callable[[], Any],
+        *,
+        inferences: int,
+        tokens: int | None = None,
+        tolerance: float | str | None = None,
+        sync: Sync | None = None,
+    ) -> UpgradeCheck:
+        """Meter ``current`` and ``candidate`` interleaved; fail if the candidate costs more.
+
+        The same rule as the baseline gate decides: a rise of the median above the
+        tolerance, confirmed by the significance test. No stored baseline is involved.
+        """
+        tolerance_pct = self._tolerance_pct
+        if tolerance is not None:
+            try:
+                tolerance_pct = settings_mod.parse_percent(str(tolerance))
+            except ConfigError as exc:
+                pytest.fail(f"energy.compare(tolerance=...): {exc}", pytrace=False)
+        with _as_test_failure():
+            windows_a, windows_b = self._recorder.interleave(
+                current, candidate, inferences=inferences, tokens=tokens, sync=sync
+            )
+        a = self._recorder.measurement(windows_a)
+        b = self._recorder.measurement(windows_b)
+        assert a is not None and b is not None
+        comparison = compare(b.samples, a.samples, tolerance_pct=tolerance_pct, alpha=self._alpha)
+        check = UpgradeCheck(current=a, candidate=b, comparison=comparison)
+        if comparison.status is Status.REGRESSED:
+            pytest.fail(
+                f"the candidate costs {comparison.change_pct:+.1f}% energy per inference against "
+                f"the current version ({fmt_kwh(b.kwh_per_1000)} vs {fmt_kwh(a.kwh_per_1000)} kWh "
+                f"per 1,000 inferences, {len(windows_a)} interleaved windows each, tolerance "
+                f"{tolerance_pct:g}%, Mann-Whitney U p={comparison.p_regressed:.2g}"
+                f"{', low confidence' if comparison.low_confidence else ''}).",
+                pytrace=False,
+            )
+        return check
+
+
+@pytest.fixture
+def energy(request: pytest.FixtureRequest) -> Iterator[EnergyFixture]:
+    """Meter inference: ``with energy.measure(inferences=N):`` or ``energy(fn, *args, inferences=N)``.
+
+    Only the measured windows count; fixture setup such as model loading never does.
+    """
+    item = request.node
+    session = request.config.stash[session_key]
+    try:
+        recorder = _recorder(item)
+    except (MeterUnavailable, ConfigError) as exc:
+        raise pytest.UsageError(f"pytest-energy: {exc}") from None
+    item_budget = item.stash.get(budget_key, None)
+    tolerance = session.settings.tolerance_pct
+    if item_budget is not None and item_budget.tolerance_pct is not None:
+        tolerance = item_budget.tolerance_pct
+    yield EnergyFixture(recorder, tolerance, session.settings.alpha)
+    recorder.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    item_budget = item.stash.get(budget_key, None)
+    if item_budget is None or "energy" in getattr(item, "fixturenames", ()):
+        return (yield)
+    with _recorder(item).window(item_budget.inferences):
+        return (yield)
+
+
+def _judge(item: pytest.Item) -> EnergyResult | None:
+    recorder = item.stash.get(recorder_key, None)
+    measurement = recorder.measurement() if recorder is not None else None
+    if measurement is None:
+        return None
+    session = item.config.stash[session_key]
+    item_budget = item.stash.get(budget_key, None)
+    result = session.judge(
+        item.nodeid,
+        measurement,
+        budget_kwh=item_budget.kwh if item_budget else None,
+        tolerance_pct=item_budget.tolerance_pct if item_budget else None,
+    )
+    item.stash[result_key] = result
+    if recorder is not None and recorder.short_windows:
+        item.warn(
+            EnergyWarning(
+                f"{recorder.short_windows} energy window(s) were shorter than the meter's update "
+                "period, so their figures are unreliable; raise --energy-min-time or measure more "
+                "work per window"
+            )
+        )
+    return result
+
+
+def _properties(result: EnergyResult) -> list[tuple[str, object]]:
+    m = result.measurement
+    props: list[tuple[str, object]] = [
+        ("energy_kwh_per_1000", m.kwh_per_1000),
+        ("energy_joules_per_inference", m.joules_per_inference),
+        ("energy_windows", len(m.windows)),
+        ("energy_meter", m.meter),
+        ("energy_hardware", m.hardware),
+        ("energy_estimated", m.estimated),
+        ("energy_verdict", result.verdict),
+    ]
+    if m.joules_per_token is not None:
+        props.append(("energy_joules_per_token", m.joules_per_token))
+    if m.joules_per_image is not None:
+        props.append(("energy_joules_per_image", m.joules_per_image))
+    if result.change_pct is not None:
+        props.append(("energy_change_pct", result.change_pct))
+    return props
+
+
+def _section(result: EnergyResult) -> str:
+    m = result.measurement
+    lines = [
+        f"kWh per 1,000 inferences: {fmt_kwh(m.kwh_per_1000)} (median of {len(m.windows)} windows)",
+        f"J per inference: {m.joules_per_inference:.4g}",
+        f"meter: {m.meter}{' (estimated)' if m.estimated else ''} on {m.hardware}",
+        f"verdict: {result.verdict}",
+    ]
+    if result.baseline is not None:
+        lines.append(f"baseline: {fmt_kwh(result.baseline_kwh_per_1000)} kWh per 1,000 inferences")
+    if result.note:
+        lines.append(f"note: {result.note}")
+    return "\n".join(lines)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when != "call":
+        return report
+    if call.excinfo is not None and isinstance(call.excinfo.value, EnergyError):
+        report.longrepr = f"pytest-energy: {call.excinfo.value}"
+        return report
+    result = _judge(item)
+    item_budget = item.stash.get(budget_key, None)
+    if result is None:
+        if item_budget is not None and report.passed:
+            report.outcome = "failed"
+            report.longrepr = (
+                f"{item.nodeid} is marked energy_budget and uses the energy fixture, but measured "
+                "no window: call energy(fn, ..., inferences=N) or use `with "
+                "energy.measure(inferences=N):` around the inference."
+            )
+        return report
+    properties = _properties(result)
+    item.user_properties.extend(properties)
+    report.user_properties.extend(properties)
+    report.sections.append(("energy", _section(result)))
+    session = item.config.stash[session_key]
+    updating = session.settings.update_baseline
+    if report.passed and updating:
+        session.keep_for_baseline(result)
+    if report.passed and (result.over_budget or (result.regressed and not updating)):
+        report.outcome = "failed"
+        report.longrepr = failure_message(result)
+    return report
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    energy = session.config.stash.get(session_key, None)
+    if energy is None or not energy.settings.update_baseline or _is_xdist_worker(session.config):
+        return
+    try:
+        energy.write_baseline()
+    except BaselineError as exc:
+        energy.write_error = str(exc)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    energy = config.stash.get(session_key, None)
+    if energy is None or _is_xdist_worker(config):
+        return
+    write_error = energy.write_error
+    results = list(energy.results.values())
+    if not results and not write_error:
+        return
+    terminalreporter.section("energy")
+    if energy.selection:
+        terminalreporter.write_line(f"pytest-energy: {energy.selection}")
+    if energy.settings.report:
+        for line in terminal.render(results):
+            terminalreporter.write_line(line)
+    if energy.baseline_written is not None:
+        terminalreporter.write_line(
+            f"energy baseline: wrote {energy.baseline_written} entr"
+            f"{'y' if energy.baseline_written == 1 else 'ies'} to {energy.settings.baseline_path}"
+        )
+    if write_error:
+        terminalreporter.write_line(f"ERROR: {write_error}", red=True)

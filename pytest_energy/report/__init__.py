@@ -1,0 +1,1 @@
+"""Renderers: pure functions from a list of :class:`~pytest_energy.results.EnergyResult`."""

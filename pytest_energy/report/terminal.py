@@ -1,0 +1,122 @@
+"""The ``--energy-report`` table for the terminal summary."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..results import EnergyResult, Verdict, fmt_kwh
+from . import carbon
+
+
+def _change(result: EnergyResult) -> str:
+    return "-" if result.change_pct is None else f"{result.change_pct:+.1f}%"
+
+
+def _verdict(result: EnergyResult) -> str:
+    return result.verdict + ("*" if result.low_confidence else "")
+
+
+def _joules(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def rows(results: Sequence[EnergyResult]) -> tuple[list[str], list[list[str]]]:
+    """Header and cell text of the table; J/token and J/image appear only when used."""
+    with_tokens = any(r.measurement.joules_per_token is not None for r in results)
+    with_images = any(r.measurement.joules_per_image is not None for r in results)
+    header = ["test", "inferences", "kWh/1000", "J/inference"]
+    header += ["J/token"] * with_tokens + ["J/image"] * with_images
+    header += ["baseline", "change", "verdict", "meter"]
+    body = []
+    for r in results:
+        m = r.measurement
+        row = [r.nodeid, str(m.inferences), fmt_kwh(m.kwh_per_1000), _joules(m.joules_per_inference)]
+        if with_tokens:
+            row.append(_joules(m.joules_per_token))
+        if with_images:
+            row.append(_joules(m.joules_per_image))
+        meter = m.meter + (" (estimated)" if m.estimated else "")
+        row += [fmt_kwh(r.baseline_kwh_per_1000), _change(r), _verdict(r), meter]
+        body.append(row)
+    return header, body
+
+
+def render(results: Sequence[EnergyResult]) -> list[str]:
+    """Lines of the energy table, followed by footnotes; empty when nothing was measured."""
+    if not results:
+        return []
+    header, body = rows(results)
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+    numeric = {i for i, name in enumerate(header) if name not in ("test", "verdict", "meter")}
+
+    def fmt(line: list[str]) -> str:
+        cells = [
+            cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i])
+            for i, cell in enumerate(line)
+        ]
+        return "  ".join(cells).rstrip()
+
+    lines = [fmt(header), "  ".join("-" * w for w in widths)]
+    lines += [fmt(line) for line in body]
+    lines += footnotes(results)
+    return lines
+
+
+def footnotes(results: Sequence[EnergyResult]) -> list[str]:
+    notes: list[str] = []
+    if any(r.low_confidence for r in results):
+        notes.append(
+            "* low confidence: too few windows for the significance test; the median ratio decided."
+        )
+    if any(r.measurement.estimated for r in results):
+        notes.append(
+            "estimated: figures are modelled, not read from a sensor; compare them only with "
+            "other estimates from the same meter and machine."
+        )
+    improved = [r for r in results if r.verdict == Verdict.IMPROVED]
+    if improved:
+        notes.append(
+            f"{len(improved)} test(s) improved significantly: lock in the gain with "
+            "--energy-update-baseline and commit the baseline."
+        )
+    new = [r for r in results if r.verdict == Verdict.NEW]
+    if new:
+        notes.append(
+            f"{len(new)} test(s) have no baseline for this hardware (new): record one with "
+            "--energy-update-baseline."
+        )
+    throttled = [r for r in results if r.measurement.throttled_windows]
+    for r in throttled:
+        reasons = sorted({x for w in r.measurement.windows for x in w.throttle})
+        notes.append(
+            f"{r.nodeid}: {r.measurement.throttled_windows} window(s) taken while throttled "
+            f"({', '.join(reasons)})."
+        )
+    return notes
+
+
+def totals(
+    results: Sequence[EnergyResult],
+    intensity: float | None,
+    phone_charge_kwh: float,
+    *,
+    source: str = "",
+) -> list[str]:
+    """Lines on what the whole run measured: joules and kWh, gCO2e when an intensity is
+    known (``source`` says where it came from), and the smartphone-charge equivalent."""
+    if not results:
+        return []
+    total = carbon.totals(results, intensity, phone_charge_kwh)
+    tests = f"{total.tests} test{'s' if total.tests != 1 else ''}"
+    windows = f"{total.windows} window{'s' if total.windows != 1 else ''}"
+    lines = [
+        f"total: {total.energy_j:.4g} J ({total.kwh:.4g} kWh) measured in {windows} of {tests}"
+    ]
+    if total.g_co2e is not None and intensity is not None:
+        where = f", {source}" if source else ""
+        lines.append(f"carbon: {total.g_co2e:.4g} gCO2e at {intensity:.4g} gCO2e/kWh{where}")
+    lines.append(
+        f"equivalent: {total.phone_charges:.4g} smartphone charges "
+        f"({phone_charge_kwh:g} kWh per charge)"
+    )
+    return lines

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+#: A deterministic meter for pytester runs. Tests spend joules explicitly, either through
+#: ``energy.meter.spend(j)`` or, without the fixture, the module-level ``spend(j)``.
+FAKE_METER = textwrap.dedent(
+    '''
+    import os
+
+    LIVE = []
+
+
+    def spend(joules):
+        for meter in LIVE:
+            meter.total += joules
+
+
+    class ScriptedMeter:
+        name = "scripted"
+        estimated = False
+
+        def __init__(self):
+            self.hardware = os.environ.get("FAKE_HARDWARE", "test-rig")
+            self.total = 0.0
+            LIVE.append(self)
+
+        def spend(self, joules):
+            self.total += joules
+
+        def read(self):
+            return {"fake:0": self.total}
+
+        def close(self):
+            LIVE.remove(self)
+
+
+    class EstimatedMeter(ScriptedMeter):
+        name = "guess"
+        estimated = True
+    '''
+)
+
+
+@pytest.fixture
+def meter_pytester(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A pytester whose runs can use ``--energy-meter=fakemeter:ScriptedMeter``."""
+    pytester.makepyfile(fakemeter=FAKE_METER)
+    pytester.syspathinsert()
+    return pytester
