@@ -8,6 +8,7 @@ pytest and turns their errors into pytest's (usage errors, failed tests, warning
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,13 +17,14 @@ from typing import Any, TypeVar
 import pytest
 
 from . import budget as budget_mod
+from . import scaleout
 from . import settings as settings_mod
 from .budget import EnergyBudget
 from .errors import BaselineError, ConfigError, EnergyError, MeasurementError, MeterError, MeterUnavailable
 from .measure import Measurement, Recorder, Sync
 from .meters import resolve
 from .report import terminal
-from .results import EnergyResult, failure_message, fmt_kwh
+from .results import EnergyResult, failure_message, fmt_kwh, from_dict, to_dict
 from .session import EnergySession
 from .stats import Comparison, Status, compare
 
@@ -69,6 +71,17 @@ OPTIONS: tuple[tuple[str, str | None, str], ...] = (
     ),
     ("require_sensor", None, "error out instead of accepting an estimated meter"),
     ("subtract_idle", None, "also report dynamic energy (total minus idle power x duration)"),
+    (
+        "device_lock",
+        "on|off",
+        "hold an inter-process lock per metered device around each window, so parallel "
+        "workers never count each other's work (default on)",
+    ),
+    (
+        "gpu_per_worker",
+        None,
+        "under pytest-xdist, pin worker i to GPU i through CUDA_VISIBLE_DEVICES",
+    ),
 )
 
 
@@ -113,6 +126,9 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         settings = settings_mod.build(_raw_settings(config), config.rootpath)
         factory = resolve(settings.meter)
+        if settings.gpu_per_worker and _is_xdist_worker(config):
+            worker = config.workerinput  # type: ignore[attr-defined]
+            scaleout.pin_worker(os.environ, worker["workerid"], int(worker["workercount"]))
     except ConfigError as exc:
         raise pytest.UsageError(f"pytest-energy: {exc}") from None
     config.stash[session_key] = EnergySession(settings, factory)
@@ -380,6 +396,12 @@ def _section(result: EnergyResult) -> str:
     ]
     if result.baseline is not None:
         lines.append(f"baseline: {fmt_kwh(result.baseline_kwh_per_1000)} kWh per 1,000 inferences")
+    if len(m.domains_j) > 1:
+        lines.append(
+            "energy by domain: "
+            + ", ".join(f"{domain} {joules:.4g} J" for domain, joules in m.domains_j.items())
+            + f" (total {m.energy_j:.4g} J)"
+        )
     if result.note:
         lines.append(f"note: {result.note}")
     return "\n".join(lines)
@@ -425,13 +447,39 @@ def _is_xdist_worker(config: pytest.Config) -> bool:
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     energy = session.config.stash.get(session_key, None)
-    if energy is None or not energy.settings.update_baseline or _is_xdist_worker(session.config):
+    if energy is None:
+        return
+    if _is_xdist_worker(session.config):
+        # The controller alone reports and writes the baseline (see pytest_testnodedown).
+        session.config.workeroutput["pytest_energy"] = {  # type: ignore[attr-defined]
+            "selection": energy.selection,
+            "results": [
+                {"result": to_dict(r), "keep": energy.kept(r)} for r in energy.results.values()
+            ],
+        }
+        return
+    if not energy.settings.update_baseline:
         return
     try:
         energy.write_baseline()
     except BaselineError as exc:
         energy.write_error = str(exc)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist controller: collect one worker's results."""
+    output = getattr(node, "workeroutput", {}).get("pytest_energy")
+    if not output:
+        return
+    energy = node.config.stash[session_key]
+    energy.add_selection(output["selection"])
+    for record in output["results"]:
+        result = from_dict(record["result"])
+        energy.results[result.nodeid] = result
+        if record["keep"]:
+            energy.keep_for_baseline(result)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -443,8 +491,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if not results and not write_error:
         return
     terminalreporter.section("energy")
-    if energy.selection:
-        terminalreporter.write_line(f"pytest-energy: {energy.selection}")
+    for selection in energy.selections:
+        terminalreporter.write_line(f"pytest-energy: {selection}")
     if energy.settings.report:
         for line in terminal.render(results):
             terminalreporter.write_line(line)

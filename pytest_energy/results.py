@@ -6,10 +6,12 @@ Reports (terminal, JSON, Markdown, HTML) are pure functions of a list of
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from .baseline import BaselineEntry
-from .measure import Measurement
+from .measure import Measurement, Window
 from .stats import Comparison, Status, compare
 
 
@@ -144,3 +146,38 @@ def failure_message(result: EnergyResult, *, update_hint: bool = True) -> str:
         estimated = " (estimated)" if m.estimated else ""
         lines.append(f"Meter: {m.meter}{estimated} on {m.hardware}.")
     return "\n".join(lines)
+
+
+def to_dict(result: EnergyResult) -> dict[str, Any]:
+    """A JSON-compatible form, used to send results from xdist workers to the controller."""
+    return asdict(
+        result,
+        dict_factory=lambda pairs: {k: v.value if isinstance(v, Status) else v for k, v in pairs},
+    )
+
+
+def from_dict(data: Mapping[str, Any]) -> EnergyResult:
+    """Inverse of :func:`to_dict`."""
+    m = data["measurement"]
+    measurement = Measurement(
+        windows=tuple(
+            Window(**{**w, "throttle": tuple(w["throttle"]), "domains_j": dict(w["domains_j"])})
+            for w in m["windows"]
+        ),
+        meter=m["meter"],
+        hardware=m["hardware"],
+        estimated=m["estimated"],
+        provenance=m["provenance"],
+    )
+    base = data["baseline"]
+    comparison = data["comparison"]
+    return EnergyResult(
+        nodeid=data["nodeid"],
+        measurement=measurement,
+        budget_kwh=data["budget_kwh"],
+        baseline=BaselineEntry(**{**base, "samples": tuple(base["samples"])}) if base else None,
+        comparison=Comparison(**{**comparison, "status": Status(comparison["status"])})
+        if comparison
+        else None,
+        note=data["note"],
+    )

@@ -12,9 +12,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from contextlib import nullcontext
+
 from . import __version__
 from . import baseline as baseline_io
 from .baseline import Baseline, BaselineEntry
+from .devicelock import DeviceLocks, devices_of
 from .errors import ConfigError
 from .measure import Measurement, Recorder, WindowPlan
 from .meters import Meter, MeterFactory, create, provenance
@@ -37,11 +40,13 @@ class EnergySession:
         self._meter: Meter | None = None
         self._baseline: Baseline | None = None
         self._idle_power_w: float | None = None
+        self._locks: DeviceLocks | None = None
         self.rng = random.Random(seed)
         self.results: dict[str, EnergyResult] = {}
         self.updates: dict[str, dict[str, BaselineEntry]] = {}
         self.baseline_written: int | None = None
         self.write_error = ""
+        self._worker_selections: list[str] = []
 
     # -- lazily created resources ------------------------------------------------------
     @property
@@ -60,6 +65,8 @@ class EnergySession:
                     "a sensor (NVML GPU or readable RAPL), or drop --energy-require-sensor to accept "
                     "the estimate."
                 )
+            if self.settings.device_lock:
+                self._locks = DeviceLocks(devices_of(meter, meter.read()))
             self._meter = meter
         return self._meter
 
@@ -71,13 +78,28 @@ class EnergySession:
 
     @property
     def selection(self) -> str:
-        """One line on which meter is in use and how its figures are obtained."""
-        if self._meter is None:
+        """Which meter is in use, how its figures are obtained, and what auto passed over."""
+        meter = self._meter
+        if meter is None:
             return ""
-        note = getattr(self._meter, "selection", "")
-        kind = "estimated" if self._meter.estimated else "measured"
-        text = f"meter {self._meter.name} ({kind}) on {self._meter.hardware}: {provenance(self._meter)}"
-        return f"{note}. {text}" if note else text
+        kind = "estimated" if meter.estimated else "measured"
+        spec = self.settings.meter
+        prefix = f"{spec} -> " if spec != meter.name and ":" not in spec else ""
+        lines = [f"meter {prefix}{meter.name} ({kind}) on {meter.hardware}", f"  {provenance(meter)}"]
+        unavailable: dict[str, str] = getattr(meter, "unavailable", {})
+        lines += [f"  not used: {name}: {why}" for name, why in unavailable.items()]
+        return "\n".join(lines)
+
+    def add_selection(self, line: str) -> None:
+        """Record a worker's meter line (pytest-xdist), once per distinct line."""
+        if line and line not in self._worker_selections:
+            self._worker_selections.append(line)
+
+    @property
+    def selections(self) -> list[str]:
+        """This process's meter line, then the distinct lines of xdist workers."""
+        own = [self.selection] if self.selection else []
+        return own + [line for line in self._worker_selections if line not in own]
 
     def idle_power_w(self) -> float:
         """Idle power of the metered domains, measured once with no work running."""
@@ -96,6 +118,7 @@ class EnergySession:
             self.meter,
             WindowPlan(rounds=s.rounds, warmup=s.warmup, min_time_s=s.min_time_s),
             rng=self.rng,
+            guard=self._locks or nullcontext,
             idle_power_w=self.idle_power_w() if s.subtract_idle else 0.0,
         )
 
@@ -141,6 +164,10 @@ class EnergySession:
             tokens=m.tokens,
         )
 
+    def kept(self, result: EnergyResult) -> bool:
+        """Whether ``result`` was kept for the baseline update."""
+        return result.nodeid in self.updates.get(result.measurement.hardware, {})
+
     def write_baseline(self) -> Path | None:
         """Merge this run's kept entries into the baseline file; ``None`` if nothing to write."""
         if not self.updates:
@@ -151,6 +178,8 @@ class EnergySession:
         return path
 
     def close(self) -> None:
+        if self._locks is not None:
+            self._locks.close()
         if self._meter is not None:
             meter, self._meter = self._meter, None
             meter.close()

@@ -49,6 +49,8 @@ class Settings:
     min_time_s: float | None = None
     require_sensor: bool = False
     subtract_idle: bool = False
+    device_lock: bool = True
+    gpu_per_worker: bool = False
     json_path: Path | None = None
     markdown_path: Path | None = None
     html_path: Path | None = None
@@ -150,6 +152,8 @@ PARSERS: Mapping[str, tuple[str, Callable[[str], object]]] = {
     "min_time": ("min_time_s", parse_duration),
     "require_sensor": ("require_sensor", parse_bool),
     "subtract_idle": ("subtract_idle", parse_bool),
+    "device_lock": ("device_lock", parse_bool),
+    "gpu_per_worker": ("gpu_per_worker", parse_bool),
     "json": ("json_path", Path),
     "markdown": ("markdown_path", Path),
     "html": ("html_path", Path),

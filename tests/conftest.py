@@ -50,3 +50,14 @@ def meter_pytester(pytester: pytest.Pytester) -> pytest.Pytester:
     pytester.makepyfile(fakemeter=FAKE_METER)
     pytester.syspathinsert()
     return pytester
+
+
+@pytest.fixture
+def xdist_pytester(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A pytester for pytest-xdist runs: ``--energy-meter=conftest:ScriptedMeter``.
+
+    xdist workers start from the controller's start-up ``sys.path``, so the meter lives in
+    the rootdir conftest, which every worker imports (and puts on ``sys.path``) itself.
+    """
+    pytester.makeconftest(FAKE_METER)
+    return pytester

@@ -90,9 +90,8 @@ def resolve(spec: str) -> MeterFactory:
 def create(factory: MeterFactory, spec: str) -> Meter:
     """Call ``factory`` and check that it returned something usable as a meter."""
     meter = factory()
-    missing = [
-        attr for attr in ("name", "hardware", "estimated", "read", "close") if not hasattr(meter, attr)
-    ]
+    required = ("name", "hardware", "estimated", "read", "close")
+    missing = [attr for attr in required if not hasattr(meter, attr)]
     if missing:
         raise ConfigError(
             f"meter spec {spec!r} returned {type(meter).__name__}, which is not a meter: it lacks "
@@ -102,9 +101,9 @@ def create(factory: MeterFactory, spec: str) -> Meter:
     return meter
 
 
-def try_create(spec: str) -> tuple[Meter | None, str]:
-    """Create a built-in meter, returning ``(None, reason)`` when it is unavailable."""
+def try_create(spec: str) -> Meter | MeterUnavailable:
+    """Create a built-in meter, or return why it is unavailable."""
     try:
-        return create(resolve(spec), spec), ""
+        return create(resolve(spec), spec)
     except MeterUnavailable as exc:
-        return None, str(exc)
+        return exc

@@ -57,33 +57,31 @@ class CompositeMeter:
 
 
 class AutoMeter(CompositeMeter):
-    """Pick every available sensor, or the CodeCarbon estimate when there is none."""
+    """Pick every available sensor, or the CodeCarbon estimate when there is none.
+
+    ``unavailable`` maps each meter that was tried and not used to the reason.
+    """
 
     def __init__(self) -> None:
         chosen: list[Meter] = []
-        reasons: list[str] = []
+        self.unavailable: dict[str, str] = {}
         for spec in SENSORS:
-            meter, why = try_create(spec)
-            if meter is None:
-                reasons.append(why)
+            outcome = try_create(spec)
+            if isinstance(outcome, MeterUnavailable):
+                self.unavailable[spec] = outcome.reason
             else:
-                chosen.append(meter)
+                chosen.append(outcome)
         if not chosen:
-            meter, why = try_create(ESTIMATE)
-            if meter is None:
+            outcome = try_create(ESTIMATE)
+            if isinstance(outcome, MeterUnavailable):
+                self.unavailable[ESTIMATE] = outcome.reason
+                reasons = " ".join(f"{name}: {why}" for name, why in self.unavailable.items())
                 raise MeterUnavailable(
                     "auto",
-                    "no energy sensor and no estimate is available on this machine: "
-                    + " ".join(reasons + [why]),
+                    f"no energy sensor and no estimate is available on this machine. {reasons}",
                     "install the CodeCarbon extra for an estimate "
                     "(pip install 'pytest-energy[codecarbon]'), or the NVML extra on an NVIDIA "
                     "machine (pip install 'pytest-energy[nvml]').",
                 )
-            chosen.append(meter)
+            chosen.append(outcome)
         super().__init__(chosen)
-        picked = ", ".join(
-            f"{m.name} ({'estimated' if m.estimated else 'measured'}, {m.hardware})" for m in chosen
-        )
-        self.selection = f"auto picked {picked}" + (
-            "; not used: " + " ".join(reasons) if reasons else ""
-        )

@@ -7,6 +7,9 @@ from collections.abc import Sequence
 from ..results import EnergyResult, Verdict, fmt_kwh
 from . import carbon
 
+#: Lock waits shorter than this are uncontended acquisitions, not worth a note.
+LOCK_WAIT_NOTE_S = 0.001
+
 
 def _change(result: EnergyResult) -> str:
     return "-" if result.change_pct is None else f"{result.change_pct:+.1f}%"
@@ -85,6 +88,13 @@ def footnotes(results: Sequence[EnergyResult]) -> list[str]:
             f"{len(new)} test(s) have no baseline for this hardware (new): record one with "
             "--energy-update-baseline."
         )
+    waited_s = sum(r.measurement.waited_s for r in results)
+    if waited_s >= LOCK_WAIT_NOTE_S:
+        waited = sum(1 for r in results for w in r.measurement.windows if w.waited_s >= LOCK_WAIT_NOTE_S)
+        notes.append(
+            f"{waited} window(s) waited {waited_s:.2f} s in total for a device lock held by "
+            "another process metering the same device."
+        )
     throttled = [r for r in results if r.measurement.throttled_windows]
     for r in throttled:
         reasons = sorted({x for w in r.measurement.windows for x in w.throttle})
@@ -93,6 +103,10 @@ def footnotes(results: Sequence[EnergyResult]) -> list[str]:
             f"({', '.join(reasons)})."
         )
     return notes
+
+
+def _energy_j(value: float) -> str:
+    return f"{value:,.0f}" if value >= 1000 else f"{value:.4g}"
 
 
 def totals(
@@ -110,7 +124,8 @@ def totals(
     tests = f"{total.tests} test{'s' if total.tests != 1 else ''}"
     windows = f"{total.windows} window{'s' if total.windows != 1 else ''}"
     lines = [
-        f"total: {total.energy_j:.4g} J ({total.kwh:.4g} kWh) measured in {windows} of {tests}"
+        f"total: {_energy_j(total.energy_j)} J ({total.kwh:.4g} kWh) measured in {windows} of "
+        f"{tests}"
     ]
     if total.g_co2e is not None and intensity is not None:
         where = f", {source}" if source else ""
