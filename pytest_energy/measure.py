@@ -213,8 +213,9 @@ class Recorder:
     """Collects the windows of one test.
 
     ``sync`` runs before both reads of every window; ``guard`` wraps every window (the
-    plugin passes a per-device lock under xdist); ``rng`` draws the random phase offset of
-    up to one meter update period that separates consecutive windows.
+    plugin passes a per-device lock); ``rng`` draws the random phase offset of up to one
+    meter update period that separates consecutive windows; ``idle_power_w``, when given,
+    measures idle power (it is called before every window and should cache its result).
     """
 
     def __init__(
@@ -225,7 +226,7 @@ class Recorder:
         sync: Sync = cuda_sync,
         guard: Guard = nullcontext,
         rng: random.Random | None = None,
-        idle_power_w: float = 0.0,
+        idle_power_w: Callable[[], float] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.meter = meter
@@ -276,6 +277,7 @@ class Recorder:
         tokens = self._check_count("tokens", tokens, required=False)
         images = self._check_count("images", images, required=False)
         do_sync = sync or self.sync
+        idle_w = self.idle_power_w() if self.idle_power_w is not None else 0.0
         self._open = True
         try:
             asked = time.perf_counter()
@@ -310,7 +312,7 @@ class Recorder:
                 end_unix_s=end_unix,
                 throttle=throttle,
                 waited_s=waited_s,
-                idle_j=self.idle_power_w * duration_s,
+                idle_j=idle_w * duration_s,
             )
         )
 

@@ -383,6 +383,8 @@ def _properties(result: EnergyResult) -> list[tuple[str, object]]:
         props.append(("energy_joules_per_image", m.joules_per_image))
     if result.change_pct is not None:
         props.append(("energy_change_pct", result.change_pct))
+    if m.dynamic_kwh_per_1000 is not None:
+        props.append(("energy_dynamic_kwh_per_1000", m.dynamic_kwh_per_1000))
     return props
 
 
@@ -391,6 +393,11 @@ def _section(result: EnergyResult) -> str:
     lines = [
         f"kWh per 1,000 inferences: {fmt_kwh(m.kwh_per_1000)} (median of {len(m.windows)} windows)",
         f"J per inference: {m.joules_per_inference:.4g}",
+        *(
+            [f"dynamic kWh per 1,000 inferences (idle power subtracted): {fmt_kwh(m.dynamic_kwh_per_1000)}"]
+            if m.dynamic_kwh_per_1000 is not None
+            else []
+        ),
         f"meter: {m.meter}{' (estimated)' if m.estimated else ''} on {m.hardware}",
         f"verdict: {result.verdict}",
     ]

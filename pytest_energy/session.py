@@ -119,7 +119,7 @@ class EnergySession:
             WindowPlan(rounds=s.rounds, warmup=s.warmup, min_time_s=s.min_time_s),
             rng=self.rng,
             guard=self._locks or nullcontext,
-            idle_power_w=self.idle_power_w() if s.subtract_idle else 0.0,
+            idle_power_w=self.idle_power_w if s.subtract_idle else None,
         )
 
     # -- verdicts ----------------------------------------------------------------------

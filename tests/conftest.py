@@ -40,6 +40,15 @@ FAKE_METER = textwrap.dedent(
     class EstimatedMeter(ScriptedMeter):
         name = "guess"
         estimated = True
+
+
+    class PoweredMeter(ScriptedMeter):
+        """Draws a constant 5 W on top of what tests spend."""
+
+        def read(self):
+            import time
+
+            return {"fake:0": self.total + 5.0 * time.monotonic()}
     '''
 )
 

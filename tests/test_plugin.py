@@ -495,6 +495,28 @@ class TestMeters:
         result.stdout.fnmatch_lines(["*pytest-energy: meter 'scripted': the 'fake:0' counter went backwards*"])
 
 
+class TestIdle:
+    def test_subtract_idle_reports_dynamic_energy_beside_total(
+        self, meter_pytester: pytest.Pytester
+    ) -> None:
+        meter_pytester.makepyfile(
+            """
+            import time
+
+            def test_idle(energy):
+                with energy.measure(inferences=1):
+                    energy.meter.spend(3.6)
+                    time.sleep(0.2)  # 1 J of idle power on top
+                r = energy.result
+                assert r.energy_j > 3.6 + 0.9
+                assert abs(r.dynamic_kwh_per_1000 - 0.001) < 0.00002
+            """
+        )
+        result = run(meter_pytester, "--energy-meter=fakemeter:PoweredMeter", "--energy-subtract-idle", "-rA")
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines(["*dynamic kWh per 1,000 inferences (idle power subtracted): 0.001*"])
+
+
 class TestOptions:
     def test_cli_beats_ini_beats_default(self, meter_pytester: pytest.Pytester) -> None:
         meter_pytester.makeini(
