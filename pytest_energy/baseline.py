@@ -260,19 +260,26 @@ def save(path: Path, baseline: Baseline) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        if path.exists():
-            with contextlib.suppress(OSError):
-                os.chmod(tmp_name, path.stat().st_mode & 0o7777)
+        # mkstemp creates 0600; keep an existing file's mode, else what a plain open() gives.
+        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask()
+        with contextlib.suppress(OSError):
+            os.chmod(tmp_name, mode)
         os.replace(tmp_name, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
         if isinstance(exc, OSError):
             raise _problem(
-                path, f"cannot be written ({exc.strerror})", "Check the file's permissions."
+                path, f"cannot be written ({exc.strerror or exc})", "Check the file's permissions."
             ) from None
         raise
     _fsync_directory(directory)
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -81,7 +81,10 @@ def parse_float(text: str) -> float:
 def parse_percent(text: str) -> float:
     """``"5"`` or ``"5%"`` to ``5.0``; between 0 and 100 inclusive."""
     raw = text.strip()
-    value = parse_float(raw[:-1] if raw.endswith("%") else raw)
+    try:
+        value = parse_float(raw[:-1] if raw.endswith("%") else raw)
+    except ConfigError:
+        raise ConfigError(f"expected a number of percent such as 5 or 5%, got {text!r}") from None
     if not 0.0 <= value <= 100.0:
         raise ConfigError(f"expected a percentage between 0 and 100, got {text!r}")
     return value
@@ -115,6 +118,8 @@ def parse_duration(text: str) -> float:
             f"expected a non-negative duration such as 0.5, 0.5s or 500ms, got {text!r}"
         )
     value = float(match.group(1))
+    if not math.isfinite(value):
+        raise ConfigError(f"expected a finite duration, got {text!r}")
     return value / 1000.0 if match.group(2) == "ms" else value
 
 
