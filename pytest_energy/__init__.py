@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .errors import (  # noqa: E402
+from .errors import (
     BaselineError,
     ConfigError,
     CounterWentBackwards,
@@ -17,8 +17,8 @@ from .errors import (  # noqa: E402
     MeterError,
     MeterUnavailable,
 )
-from .measure import Measurement, Window  # noqa: E402
-from .meters.base import Meter  # noqa: E402
+from .measure import Measurement, Window
+from .meters.base import Meter
 
 __all__ = [
     "BaselineError",

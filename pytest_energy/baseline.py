@@ -26,7 +26,6 @@ import math
 import os
 import statistics
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any
 import tomli_w
 
 from .errors import BaselineError
+from .fileio import atomic_write_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -155,7 +155,9 @@ def _entry(path: Path, hardware: str, nodeid: str, raw: object) -> BaselineEntry
     if isinstance(inferences, bool) or not isinstance(inferences, int) or inferences < 0:
         raise bad(f"has inferences = {inferences!r}; expected a whole number >= 0")
     tokens = raw.get("tokens")
-    if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0):
+    if tokens is not None and (
+        isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0
+    ):
         raise bad(f"has tokens = {tokens!r}; expected a whole number >= 0")
     return BaselineEntry(
         samples=tuple(float(v) for v in samples),
@@ -245,52 +247,20 @@ def dumps(baseline: Baseline) -> str:
 
 def save(path: Path, baseline: Baseline) -> None:
     """Write ``baseline`` to ``path`` atomically (temporary file, fsync, rename)."""
-    text = dumps(baseline)
-    directory = path.parent
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        atomic_write_text(path, dumps(baseline))
     except OSError as exc:
+        if not path.parent.is_dir():
+            raise _problem(
+                path,
+                "cannot be written: its directory does not exist",
+                "Create the directory or choose another --energy-baseline path.",
+            ) from None
         raise _problem(
             path,
-            f"cannot be written: its directory is not writable ({exc.strerror})",
-            "Make the directory writable or choose another --energy-baseline path.",
+            f"cannot be written ({exc.strerror or exc})",
+            "Check the permissions of the file and its directory.",
         ) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp creates 0600; keep an existing file's mode, else what a plain open() gives.
-        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask()
-        with contextlib.suppress(OSError):
-            os.chmod(tmp_name, mode)
-        os.replace(tmp_name, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        if isinstance(exc, OSError):
-            raise _problem(
-                path, f"cannot be written ({exc.strerror or exc})", "Check the file's permissions."
-            ) from None
-        raise
-    _fsync_directory(directory)
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
-def _fsync_directory(directory: Path) -> None:
-    if not hasattr(os, "O_DIRECTORY"):
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 @contextlib.contextmanager

@@ -166,7 +166,9 @@ def cuda_sync() -> None:
         cuda.synchronize(index)
 
 
-def energy_delta(meter_name: str, start: Mapping[str, float], end: Mapping[str, float]) -> dict[str, float]:
+def energy_delta(
+    meter_name: str, start: Mapping[str, float], end: Mapping[str, float]
+) -> dict[str, float]:
     """Per-domain joules between two reads; rejects missing domains and backwards counters."""
     if set(start) != set(end):
         raise MeterError(
@@ -197,7 +199,8 @@ class WindowPlan:
 
     rounds: int
     warmup: int
-    min_time_s: float
+    min_time_s: float | None
+    """``None``: derived from the meter's update period (see :func:`effective_min_time`)."""
 
 
 def effective_min_time(meter: Meter, configured_s: float | None) -> float:

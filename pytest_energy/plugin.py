@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -20,13 +20,21 @@ from . import budget as budget_mod
 from . import scaleout
 from . import settings as settings_mod
 from .budget import EnergyBudget
-from .errors import BaselineError, ConfigError, EnergyError, MeasurementError, MeterError, MeterUnavailable
+from .errors import (
+    BaselineError,
+    ConfigError,
+    EnergyError,
+    MeasurementError,
+    MeterUnavailable,
+)
 from .measure import Measurement, Recorder, Sync
 from .meters import resolve
-from .report import terminal
 from .results import EnergyResult, failure_message, fmt_kwh, from_dict, to_dict
 from .session import EnergySession
 from .stats import Comparison, Status, compare
+
+if TYPE_CHECKING:
+    from .report.carbon import CarbonIntensity
 
 T = TypeVar("T")
 
@@ -49,20 +57,38 @@ OPTIONS: tuple[tuple[str, str | None, str], ...] = (
         "PATH",
         f"baseline TOML file (default: {settings_mod.DEFAULT_BASELINE_NAME} in the rootdir)",
     ),
-    ("update_baseline", None, "write this run's results into the baseline (atomic; other entries kept)"),
+    (
+        "update_baseline",
+        None,
+        "write this run's results into the baseline (atomic; other entries kept)",
+    ),
     (
         "tolerance",
         "PCT",
-        f"allowed regression in percent, e.g. 5 or 5% (default {settings_mod.DEFAULT_TOLERANCE_PCT:g}%)",
+        "allowed regression in percent, e.g. 5 or 5% "
+        f"(default {settings_mod.DEFAULT_TOLERANCE_PCT:g}%)",
     ),
     (
         "alpha",
         "P",
-        f"significance level of the one-sided Mann-Whitney U test (default {settings_mod.DEFAULT_ALPHA:g})",
+        "significance level of the one-sided Mann-Whitney U test "
+        f"(default {settings_mod.DEFAULT_ALPHA:g})",
     ),
-    ("meter", "SPEC", "auto (default), nvml, rapl, codecarbon, or module:attribute naming a meter factory"),
-    ("rounds", "N", f"measured windows for energy(fn, ...) (default {settings_mod.DEFAULT_ROUNDS})"),
-    ("warmup", "N", f"unmeasured warm-up calls before calibration (default {settings_mod.DEFAULT_WARMUP})"),
+    (
+        "meter",
+        "SPEC",
+        "auto (default), nvml, rapl, codecarbon, or module:attribute naming a meter factory",
+    ),
+    (
+        "rounds",
+        "N",
+        f"measured windows for energy(fn, ...) (default {settings_mod.DEFAULT_ROUNDS})",
+    ),
+    (
+        "warmup",
+        "N",
+        f"unmeasured warm-up calls before calibration (default {settings_mod.DEFAULT_WARMUP})",
+    ),
     (
         "min_time",
         "SECONDS",
@@ -70,6 +96,22 @@ OPTIONS: tuple[tuple[str, str | None, str], ...] = (
         f"{settings_mod.PERIODS_PER_WINDOW} update periods of the meter); 0 disables calibration",
     ),
     ("require_sensor", None, "error out instead of accepting an estimated meter"),
+    ("json", "PATH", "write a JSON report (schema: pytest_energy/report/schema.json)"),
+    ("markdown", "PATH", "write a Markdown summary, e.g. for a pull-request comment"),
+    ("html", "PATH", "write a self-contained HTML report (charts need pytest-energy[charts])"),
+    (
+        "country",
+        "ISO3",
+        "carbon intensity of this country (ISO 3166-1 alpha-3, e.g. FRA) from CodeCarbon's "
+        "offline data; needs pytest-energy[codecarbon]",
+    ),
+    ("carbon_intensity", "G_PER_KWH", "carbon intensity in gCO2e per kWh for the carbon figures"),
+    (
+        "phone_charge_kwh",
+        "KWH",
+        "kWh per smartphone charge for the equivalents "
+        f"(default {settings_mod.DEFAULT_PHONE_CHARGE_KWH:g}, Luccioni et al. 2024)",
+    ),
     ("subtract_idle", None, "also report dynamic energy (total minus idle power x duration)"),
     (
         "device_lock",
@@ -121,17 +163,26 @@ def _marker_help() -> str:
     return f"energy_budget{bare}: " + " ".join(doc.split())
 
 
+def _carbon_intensity(settings: settings_mod.Settings) -> CarbonIntensity | None:
+    if settings.country is None and settings.carbon_intensity_g_per_kwh is None:
+        return None  # no carbon figures, and no import of the report package at start-up
+    from .report import carbon
+
+    return carbon.resolve(settings)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", _marker_help())
     try:
         settings = settings_mod.build(_raw_settings(config), config.rootpath)
         factory = resolve(settings.meter)
+        intensity = _carbon_intensity(settings)
         if settings.gpu_per_worker and _is_xdist_worker(config):
             worker = config.workerinput  # type: ignore[attr-defined]
             scaleout.pin_worker(os.environ, worker["workerid"], int(worker["workercount"]))
     except ConfigError as exc:
         raise pytest.UsageError(f"pytest-energy: {exc}") from None
-    config.stash[session_key] = EnergySession(settings, factory)
+    config.stash[session_key] = EnergySession(settings, factory, carbon=intensity)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -141,7 +192,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def _uses_energy(item: pytest.Item) -> bool:
-    return "energy" in getattr(item, "fixturenames", ()) or item.stash.get(budget_key, None) is not None
+    return (
+        "energy" in getattr(item, "fixturenames", ())
+        or item.stash.get(budget_key, None) is not None
+    )
 
 
 def _parse_budget(item: pytest.Item) -> EnergyBudget | None:
@@ -314,7 +368,7 @@ class EnergyFixture:
 
 @pytest.fixture
 def energy(request: pytest.FixtureRequest) -> Iterator[EnergyFixture]:
-    """Meter inference: ``with energy.measure(inferences=N):`` or ``energy(fn, *args, inferences=N)``.
+    """Meter inference: ``with energy.measure(inferences=N):`` or ``energy(fn, inferences=N)``.
 
     Only the measured windows count; fixture setup such as model loading never does.
     """
@@ -393,14 +447,14 @@ def _section(result: EnergyResult) -> str:
     lines = [
         f"kWh per 1,000 inferences: {fmt_kwh(m.kwh_per_1000)} (median of {len(m.windows)} windows)",
         f"J per inference: {m.joules_per_inference:.4g}",
-        *(
-            [f"dynamic kWh per 1,000 inferences (idle power subtracted): {fmt_kwh(m.dynamic_kwh_per_1000)}"]
-            if m.dynamic_kwh_per_1000 is not None
-            else []
-        ),
         f"meter: {m.meter}{' (estimated)' if m.estimated else ''} on {m.hardware}",
         f"verdict: {result.verdict}",
     ]
+    if m.dynamic_kwh_per_1000 is not None:
+        lines.append(
+            "dynamic kWh per 1,000 inferences (idle power subtracted): "
+            + fmt_kwh(m.dynamic_kwh_per_1000)
+        )
     if result.baseline is not None:
         lines.append(f"baseline: {fmt_kwh(result.baseline_kwh_per_1000)} kWh per 1,000 inferences")
     if len(m.domains_j) > 1:
@@ -415,7 +469,9 @@ def _section(result: EnergyResult) -> str:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if report.when != "call":
         return report
@@ -465,12 +521,22 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             ],
         }
         return
-    if not energy.settings.update_baseline:
-        return
+    if energy.settings.update_baseline:
+        try:
+            energy.write_baseline()
+        except BaselineError as exc:
+            energy.write_errors.append(str(exc))
+    from .report import ReportError, RunInfo, write_all
+
+    results = list(energy.results.values())
+    info = RunInfo.create(
+        results, intensity=energy.carbon, phone_charge_kwh=energy.settings.phone_charge_kwh
+    )
     try:
-        energy.write_baseline()
-    except BaselineError as exc:
-        energy.write_error = str(exc)
+        energy.report_lines = write_all(results, energy.settings, info)
+    except ReportError as exc:
+        energy.write_errors.append(str(exc))
+    if energy.write_errors:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -493,20 +559,31 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     energy = config.stash.get(session_key, None)
     if energy is None or _is_xdist_worker(config):
         return
-    write_error = energy.write_error
     results = list(energy.results.values())
-    if not results and not write_error:
+    if not results and not energy.write_errors and not energy.report_lines:
         return
+    from .report import terminal
+
     terminalreporter.section("energy")
     for selection in energy.selections:
         terminalreporter.write_line(f"pytest-energy: {selection}")
     if energy.settings.report:
         for line in terminal.render(results):
             terminalreporter.write_line(line)
+        intensity = energy.carbon
+        for line in terminal.totals(
+            results,
+            intensity.g_per_kwh if intensity else None,
+            energy.settings.phone_charge_kwh,
+            source=intensity.source if intensity else "",
+        ):
+            terminalreporter.write_line(line)
     if energy.baseline_written is not None:
         terminalreporter.write_line(
             f"energy baseline: wrote {energy.baseline_written} entr"
             f"{'y' if energy.baseline_written == 1 else 'ies'} to {energy.settings.baseline_path}"
         )
-    if write_error:
-        terminalreporter.write_line(f"ERROR: {write_error}", red=True)
+    for line in energy.report_lines:
+        terminalreporter.write_line(line)
+    for error in energy.write_errors:
+        terminalreporter.write_line(f"ERROR: {error}", red=True)

@@ -60,7 +60,9 @@ def nvml_gpu_count() -> int:
         finally:
             pynvml.nvmlShutdown()
     except pynvml.NVMLError as exc:
-        raise ConfigError(f"--energy-gpu-per-worker: NVML could not count the GPUs ({exc})") from None
+        raise ConfigError(
+            f"--energy-gpu-per-worker: NVML could not count the GPUs ({exc})"
+        ) from None
 
 
 def cuda_already_initialised() -> bool:

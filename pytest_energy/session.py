@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import random
 import time
+from contextlib import nullcontext
+from typing import TYPE_CHECKING
 from dataclasses import replace
 from pathlib import Path
-
-from contextlib import nullcontext
 
 from . import __version__
 from . import baseline as baseline_io
@@ -24,6 +24,9 @@ from .meters import Meter, MeterFactory, create, provenance
 from .results import EnergyResult, judge
 from .settings import Settings
 
+if TYPE_CHECKING:
+    from .report.carbon import CarbonIntensity
+
 #: Significant digits kept per baseline sample: far finer than any meter's repeatability,
 #: and short enough for a reviewable diff.
 SAMPLE_DIGITS = 6
@@ -34,7 +37,14 @@ IDLE_WINDOW_S = 1.0
 class EnergySession:
     """Meter, baseline and results of one session."""
 
-    def __init__(self, settings: Settings, factory: MeterFactory, *, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        factory: MeterFactory,
+        *,
+        carbon: CarbonIntensity | None = None,
+        seed: int | None = None,
+    ) -> None:
         self.settings = settings
         self.factory = factory
         self._meter: Meter | None = None
@@ -45,7 +55,9 @@ class EnergySession:
         self.results: dict[str, EnergyResult] = {}
         self.updates: dict[str, dict[str, BaselineEntry]] = {}
         self.baseline_written: int | None = None
-        self.write_error = ""
+        self.carbon = carbon
+        self.write_errors: list[str] = []
+        self.report_lines: list[str] = []
         self._worker_selections: list[str] = []
 
     # -- lazily created resources ------------------------------------------------------
@@ -61,9 +73,9 @@ class EnergySession:
                 meter.close()
                 raise ConfigError(
                     f"--energy-require-sensor is set, but the energy meter {meter.name!r} only "
-                    f"estimates energy on this machine ({provenance(meter)}). Run on hardware with "
-                    "a sensor (NVML GPU or readable RAPL), or drop --energy-require-sensor to accept "
-                    "the estimate."
+                    f"estimates energy on this machine ({provenance(meter)}). Run on hardware "
+                    "with a sensor (NVML GPU or readable RAPL), or drop --energy-require-sensor "
+                    "to accept the estimate."
                 )
             if self.settings.device_lock:
                 self._locks = DeviceLocks(devices_of(meter, meter.read()))
@@ -85,7 +97,10 @@ class EnergySession:
         kind = "estimated" if meter.estimated else "measured"
         spec = self.settings.meter
         prefix = f"{spec} -> " if spec != meter.name and ":" not in spec else ""
-        lines = [f"meter {prefix}{meter.name} ({kind}) on {meter.hardware}", f"  {provenance(meter)}"]
+        lines = [
+            f"meter {prefix}{meter.name} ({kind}) on {meter.hardware}",
+            f"  {provenance(meter)}",
+        ]
         unavailable: dict[str, str] = getattr(meter, "unavailable", {})
         lines += [f"  not used: {name}: {why}" for name, why in unavailable.items()]
         return "\n".join(lines)

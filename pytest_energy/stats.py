@@ -157,8 +157,10 @@ def compare(
     base_median = median(baseline)
     if base_median > 0:
         ratio = cur_median / base_median
+    elif cur_median == 0:
+        ratio = 1.0
     else:
-        ratio = 1.0 if cur_median == 0 else math.inf
+        ratio = math.inf
     low_confidence = not can_reach(alpha, len(current), len(baseline))
     p_regressed = mann_whitney_greater(current, baseline)
     p_improved = mann_whitney_greater(baseline, current)

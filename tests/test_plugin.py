@@ -6,9 +6,13 @@ are round numbers.
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
+
+import pytest_energy
 
 METER = "--energy-meter=fakemeter:ScriptedMeter"
 
@@ -168,7 +172,9 @@ class TestMarker:
         assert props["test_within"]["energy_windows"] == "1"
         assert props["test_within"]["energy_verdict"] == "new"
 
-    def test_over_budget_fails_naming_budget_and_usage(self, meter_pytester: pytest.Pytester) -> None:
+    def test_over_budget_fails_naming_budget_and_usage(
+        self, meter_pytester: pytest.Pytester
+    ) -> None:
         meter_pytester.makepyfile(
             """
             import pytest, fakemeter
@@ -322,7 +328,8 @@ class TestGate:
         record_baseline(meter_pytester, "3.6")
         meter_pytester.makepyfile(
             test_model=COSTLY.replace(
-                "def test_inference", "import pytest\n@pytest.mark.energy_budget(kwh=1, tolerance='20%')\ndef test_inference"
+                "def test_inference",
+                "import pytest\n@pytest.mark.energy_budget(kwh=1, tolerance='20%')\ndef test_inference",
             )
         )
         with pytest.MonkeyPatch.context() as mp:
@@ -337,7 +344,9 @@ class TestGate:
             result = run(meter_pytester, "--energy-report", "-rA")
         result.assert_outcomes(passed=1)
         result.stdout.fnmatch_lines(
-            ["*baseline has this test only for other hardware (test-rig); this run is on other-rig*"]
+            [
+                "*baseline has this test only for other hardware (test-rig); this run is on other-rig*"
+            ]
         )
 
     def test_single_window_regression_is_low_confidence(
@@ -390,7 +399,11 @@ class TestMeters:
         result = run(meter_pytester, "--energy-meter=fakemeter:EstimatedMeter", "--energy-report")
         result.assert_outcomes(passed=1)
         result.stdout.fnmatch_lines(
-            ["*meter guess (estimated)*", "*new * guess (estimated)", "estimated: figures are modelled*"]
+            [
+                "*meter guess (estimated)*",
+                "*new * guess (estimated)",
+                "estimated: figures are modelled*",
+            ]
         )
 
     def test_require_sensor_refuses_an_estimate(self, meter_pytester: pytest.Pytester) -> None:
@@ -408,7 +421,10 @@ class TestMeters:
     @pytest.mark.parametrize(
         ("spec", "message"),
         [
-            ("wattmeter", "unknown energy meter 'wattmeter'; choose one of auto, codecarbon, nvml, rapl"),
+            (
+                "wattmeter",
+                "unknown energy meter 'wattmeter'; choose one of auto, codecarbon, nvml, rapl",
+            ),
             ("no_such_module:Meter", "module 'no_such_module' cannot be imported"),
             ("fakemeter:Missing", "module 'fakemeter' has no attribute 'Missing'"),
             ("fakemeter:LIVE", "which is not callable"),
@@ -433,7 +449,9 @@ class TestMeters:
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines(["*returned object, which is not a meter: it lacks name*"])
 
-    def test_no_meter_is_created_without_energy_tests(self, meter_pytester: pytest.Pytester) -> None:
+    def test_no_meter_is_created_without_energy_tests(
+        self, meter_pytester: pytest.Pytester
+    ) -> None:
         meter_pytester.makepyfile(
             broken="class Broken:\n    def __init__(self):\n        raise RuntimeError('touched')\n",
             test_plain="def test_plain():\n    pass\n",
@@ -492,7 +510,9 @@ class TestMeters:
         )
         result = run(meter_pytester)
         result.assert_outcomes(failed=1)
-        result.stdout.fnmatch_lines(["*pytest-energy: meter 'scripted': the 'fake:0' counter went backwards*"])
+        result.stdout.fnmatch_lines(
+            ["*pytest-energy: meter 'scripted': the 'fake:0' counter went backwards*"]
+        )
 
 
 class TestIdle:
@@ -512,9 +532,13 @@ class TestIdle:
                 assert abs(r.dynamic_kwh_per_1000 - 0.001) < 0.00002
             """
         )
-        result = run(meter_pytester, "--energy-meter=fakemeter:PoweredMeter", "--energy-subtract-idle", "-rA")
+        result = run(
+            meter_pytester, "--energy-meter=fakemeter:PoweredMeter", "--energy-subtract-idle", "-rA"
+        )
         result.assert_outcomes(passed=1)
-        result.stdout.fnmatch_lines(["*dynamic kWh per 1,000 inferences (idle power subtracted): 0.001*"])
+        result.stdout.fnmatch_lines(
+            ["*dynamic kWh per 1,000 inferences (idle power subtracted): 0.001*"]
+        )
 
 
 class TestOptions:
@@ -552,11 +576,20 @@ class TestOptions:
     @pytest.mark.parametrize(
         ("option", "message"),
         [
-            ("--energy-tolerance=-5", "--energy-tolerance / energy_tolerance: expected a percentage"),
+            (
+                "--energy-tolerance=-5",
+                "--energy-tolerance / energy_tolerance: expected a percentage",
+            ),
             ("--energy-tolerance=abc", "--energy-tolerance / energy_tolerance: expected a number"),
             ("--energy-tolerance=200%", "expected a percentage between 0 and 100"),
-            ("--energy-rounds=0", "--energy-rounds / energy_rounds: expected a whole number of at least 1"),
-            ("--energy-min-time=-1", "--energy-min-time / energy_min_time: expected a non-negative"),
+            (
+                "--energy-rounds=0",
+                "--energy-rounds / energy_rounds: expected a whole number of at least 1",
+            ),
+            (
+                "--energy-min-time=-1",
+                "--energy-min-time / energy_min_time: expected a non-negative",
+            ),
         ],
     )
     def test_bad_option_values_are_usage_errors(
@@ -641,3 +674,70 @@ class TestJunitAndCompare:
             """
         )
         run(meter_pytester, "--energy-rounds=3").assert_outcomes(passed=1)
+
+
+class TestReportFiles:
+    """The report options end to end; the renderers are tested on fixed data elsewhere."""
+
+    def test_json_markdown_and_html_from_one_run(self, meter_pytester: pytest.Pytester) -> None:
+        jsonschema = pytest.importorskip("jsonschema")
+        record_baseline(meter_pytester, "3.6")
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("COST_J", "4.0")
+            result = run(
+                meter_pytester,
+                "--energy-json=out/energy.json",
+                "--energy-markdown=out/energy.md",
+                "--energy-html=out/energy.html",
+                "--energy-carbon-intensity=400",
+            )
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(["energy report: wrote JSON to */out/energy.json"])
+        out = meter_pytester.path / "out"
+        report = json.loads((out / "energy.json").read_text())
+        schema_path = Path(pytest_energy.__file__).parent / "report" / "schema.json"
+        jsonschema.validate(report, json.loads(schema_path.read_text()))
+        (record,) = report["tests"]
+        assert record["nodeid"] == "test_model.py::test_inference"
+        assert record["verdict"] == "regressed"
+        assert record["kwh_per_1000"] == pytest.approx(4.0 / 3.6e3)
+        assert record["baseline_kwh_per_1000"] == pytest.approx(0.001)
+        assert record["g_co2e_per_1000"] == pytest.approx(4.0 / 3.6e3 * 400)
+        assert report["run"]["carbon_intensity_g_per_kwh"] == 400
+        markdown = (out / "energy.md").read_text()
+        assert "test_model.py::test_inference" in markdown and "regress" in markdown
+        html = (out / "energy.html").read_text()
+        assert "<table" in html and "test_model.py::test_inference" in html
+
+    def test_totals_line_and_step_summary(
+        self, meter_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        summary = meter_pytester.path / "step-summary.md"
+        summary.write_text("# earlier step\n")
+        monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+        meter_pytester.makepyfile(test_model=COSTLY)
+        result = run(meter_pytester, "--energy-report", "--energy-carbon-intensity=500")
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines(
+            [
+                "total: 28.80 J (0.000008000 kWh) measured in 8 windows of 1 test",
+                "carbon: 0.004000 gCO2e at 500 gCO2e/kWh, --energy-carbon-intensity",
+                "equivalent: * smartphone charges (0.022 kWh per charge)",
+            ]
+        )
+        text = summary.read_text()
+        assert text.startswith("# earlier step\n") and "test_model.py::test_inference" in text
+
+    def test_unwritable_report_path_fails_the_session(self, meter_pytester: pytest.Pytester) -> None:
+        meter_pytester.makepyfile(test_model=COSTLY)
+        result = run(meter_pytester, "--energy-json=test_model.py/energy.json")  # under a file
+        result.assert_outcomes(passed=1)
+        assert result.ret == pytest.ExitCode.TESTS_FAILED
+        result.stdout.fnmatch_lines(["ERROR: energy report */test_model.py/energy.json: cannot*"])
+
+    def test_unknown_country_is_a_usage_error(self, meter_pytester: pytest.Pytester) -> None:
+        pytest.importorskip("codecarbon")
+        meter_pytester.makepyfile(test_model=COSTLY)
+        result = run(meter_pytester, "--energy-country=XYZ")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(["*XYZ*"])

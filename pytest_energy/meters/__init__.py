@@ -84,7 +84,7 @@ def resolve(spec: str) -> MeterFactory:
             f"meter spec {spec!r} names {type(factory).__name__} object, which is not callable; "
             "it must name a class or function returning a meter"
         )
-    return factory  # type: ignore[return-value]
+    return factory
 
 
 def create(factory: MeterFactory, spec: str) -> Meter:

@@ -28,8 +28,9 @@ def write_all(
 ) -> list[str]:
     """Write the JSON, Markdown and HTML reports that ``settings`` name.
 
-    With ``--energy-report`` on and ``GITHUB_STEP_SUMMARY`` set in ``environ`` (default:
-    ``os.environ``), the Markdown summary is also appended to that file. Returns one line per
+    With ``--energy-report`` on, ``GITHUB_STEP_SUMMARY`` set in ``environ`` (default:
+    ``os.environ``) and at least one measured test, the Markdown summary is also appended to
+    that file. Report files are written even for a run with no measured test. Returns one line per
     file written, for the terminal. Raises :class:`ReportError` when a file cannot be
     written; the files written before it stay in place.
     """
@@ -48,7 +49,7 @@ def write_all(
         missing = "" if charts.available() else f" (no charts: {CHARTS_HINT})"
         lines.append(f"energy report: wrote HTML to {settings.html_path}{missing}")
     step_summary = env.get("GITHUB_STEP_SUMMARY", "")
-    if settings.report and step_summary:
+    if settings.report and step_summary and results:
         path = Path(step_summary)
         try:
             markdown.append_step_summary(path, summary or markdown.render(results, info))

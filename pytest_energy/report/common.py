@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import __version__
+from .. import __version__, fileio
 from ..errors import EnergyError
 from ..results import EnergyResult, Verdict
 from ..settings import DEFAULT_PHONE_CHARGE_KWH
@@ -105,30 +102,12 @@ def verdict_line(results: Sequence[EnergyResult], *, icon: bool = True) -> str:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``.
-
-    Readers see the old file or the whole new one. Raises :class:`ReportError`.
-    """
-    directory = path.parent
+    """Write a report file atomically, creating its directory. Raises :class:`ReportError`."""
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fileio.atomic_write_text(path, text)
     except OSError as exc:
         raise ReportError(
-            f"energy report {path}: cannot be written, its directory is missing or not "
-            f"writable ({exc.strerror}). Create the directory or choose another path."
+            f"energy report {path}: cannot be written ({exc.strerror or exc}). Check the path "
+            "and its permissions, or choose another path."
         ) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        with contextlib.suppress(OSError):
-            os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        if isinstance(exc, OSError):
-            raise ReportError(
-                f"energy report {path}: cannot be written ({exc.strerror}). Check the path "
-                "and its permissions."
-            ) from None
-        raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from ..results import EnergyResult, Verdict, fmt_kwh
@@ -105,8 +106,14 @@ def footnotes(results: Sequence[EnergyResult]) -> list[str]:
     return notes
 
 
-def _energy_j(value: float) -> str:
-    return f"{value:,.0f}" if value >= 1000 else f"{value:.4g}"
+def _plain(value: float) -> str:
+    """Four significant figures without an exponent: 398,779, 0.1108, 0.00009178."""
+    if not math.isfinite(value) or value <= 0:
+        return f"{value:g}"
+    if float(f"{value:.4g}") >= 1000:
+        return f"{value:,.0f}"
+    decimals = max(0, 3 - math.floor(math.log10(value)))
+    return f"{value:.{decimals}f}"
 
 
 def totals(
@@ -124,14 +131,16 @@ def totals(
     tests = f"{total.tests} test{'s' if total.tests != 1 else ''}"
     windows = f"{total.windows} window{'s' if total.windows != 1 else ''}"
     lines = [
-        f"total: {_energy_j(total.energy_j)} J ({total.kwh:.4g} kWh) measured in {windows} of "
+        f"total: {_plain(total.energy_j)} J ({_plain(total.kwh)} kWh) measured in {windows} of "
         f"{tests}"
     ]
     if total.g_co2e is not None and intensity is not None:
         where = f", {source}" if source else ""
-        lines.append(f"carbon: {total.g_co2e:.4g} gCO2e at {intensity:.4g} gCO2e/kWh{where}")
+        lines.append(
+            f"carbon: {_plain(total.g_co2e)} gCO2e at {intensity:.4g} gCO2e/kWh{where}"
+        )
     lines.append(
-        f"equivalent: {total.phone_charges:.4g} smartphone charges "
+        f"equivalent: {_plain(total.phone_charges)} smartphone charges "
         f"({phone_charge_kwh:g} kWh per charge)"
     )
     return lines

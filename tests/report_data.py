@@ -1,0 +1,150 @@
+"""Fixed results shared by the report tests (and by the example in docs/reports.md).
+
+One result per case a report must show: regressed, improved, new, over budget, estimated,
+with tokens, with images, and a node id full of characters that need escaping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+from pytest_energy import __version__
+from pytest_energy.baseline import BaselineEntry
+from pytest_energy.measure import J_PER_KWH, Measurement, Window
+from pytest_energy.report.carbon import CarbonIntensity
+from pytest_energy.report.common import RunInfo
+from pytest_energy.results import EnergyResult, judge
+from pytest_energy.settings import DEFAULT_ALPHA, DEFAULT_PHONE_CHARGE_KWH, DEFAULT_TOLERANCE_PCT
+
+GPU = "NVIDIA H100 80GB HBM3 x1"
+CPU = "Intel(R) Xeon(R) Platinum 8480+ (estimated)"
+#: Window-to-window wobble around a median of 1.0 (median of these is exactly 1.0).
+WOBBLE = (0.98, 1.01, 0.99, 1.02, 1.0, 0.97, 1.03, 1.0)
+WEIRD_NODEID = "tests/test_odd.py::test_escape[<b>&\"'</b>-&amp;-café-µs→|x`y]"
+NOW = datetime(2025, 1, 15, 12, 0, 0, tzinfo=timezone.utc)
+FRANCE = CarbonIntensity(56.039, "CodeCarbon offline data for FRA (France, 2023)", "FRA")
+
+
+def windows(
+    kwh: float,
+    inferences: int = 64,
+    *,
+    count: int = 8,
+    tokens: int | None = None,
+    images: int | None = None,
+    throttle: Sequence[tuple[str, ...]] = (),
+) -> tuple[Window, ...]:
+    """``count`` windows whose kWh per 1,000 inferences wobble around ``kwh``."""
+    result = []
+    for i in range(count):
+        factor = WOBBLE[i % len(WOBBLE)]
+        energy = kwh * factor * J_PER_KWH * inferences / 1000.0
+        result.append(
+            Window(
+                energy_j=energy,
+                duration_s=1.5 * factor,
+                inferences=inferences,
+                tokens=tokens,
+                images=images,
+                domains_j={"gpu0": energy},
+                start_unix_s=1_736_942_400.0 + 2 * i,
+                end_unix_s=1_736_942_401.5 + 2 * i,
+                throttle=throttle[i] if i < len(throttle) else (),
+            )
+        )
+    return tuple(result)
+
+
+def entry(
+    kwh: float, *, count: int = 8, meter: str = "nvml", estimated: bool = False
+) -> BaselineEntry:
+    return BaselineEntry(
+        samples=tuple(kwh * WOBBLE[i % len(WOBBLE)] for i in range(count)),
+        meter=meter,
+        estimated=estimated,
+        pytest_energy_version=__version__,
+        inferences=64 * count,
+    )
+
+
+def result(
+    nodeid: str,
+    ws: tuple[Window, ...],
+    *,
+    baseline: BaselineEntry | None = None,
+    budget_kwh: float | None = None,
+    meter: str = "nvml",
+    hardware: str = GPU,
+    estimated: bool = False,
+) -> EnergyResult:
+    measurement = Measurement(
+        windows=ws,
+        meter=meter,
+        hardware=hardware,
+        estimated=estimated,
+        provenance="NVML total energy counter" if not estimated else "modelled from CPU TDP",
+    )
+    return judge(
+        nodeid,
+        measurement,
+        baseline=baseline,
+        budget_kwh=budget_kwh,
+        tolerance_pct=DEFAULT_TOLERANCE_PCT,
+        alpha=DEFAULT_ALPHA,
+    )
+
+
+def results() -> list[EnergyResult]:
+    """The fixed run, in the order pytest would have run it."""
+    return [
+        result(
+            "tests/test_bert.py::test_embed[bs=16]",
+            windows(0.0024),
+            baseline=entry(0.0020),
+        ),
+        result(
+            "tests/test_bert.py::test_embed[bs=64]",
+            windows(0.0012, inferences=256),
+            baseline=entry(0.0016),
+        ),
+        result("tests/test_vit.py::test_classify_new", windows(0.0031)),
+        result(
+            "tests/test_whisper.py::test_transcribe",
+            windows(0.061, inferences=16),
+            baseline=entry(0.060),
+            budget_kwh=0.05,
+        ),
+        result(
+            "tests/test_cpu.py::test_tiny_mlp",
+            windows(0.00042, inferences=512, count=3),
+            baseline=entry(0.00041, count=3, meter="codecarbon", estimated=True),
+            meter="codecarbon",
+            hardware=CPU,
+            estimated=True,
+        ),
+        result(
+            "tests/test_llm.py::test_generate[llama-3-8b]",
+            windows(0.41, inferences=8, tokens=8 * 256),
+            baseline=entry(0.40),
+            budget_kwh=0.5,
+        ),
+        result(
+            "tests/test_diffusion.py::test_sdxl[steps=30]",
+            windows(
+                2.2, inferences=4, images=4, throttle=[(), ("thermal",), ("power cap", "thermal")]
+            ),
+            baseline=entry(2.25),
+        ),
+        result(WEIRD_NODEID, windows(0.0008), baseline=entry(0.0008)),
+    ]
+
+
+def by_nodeid() -> dict[str, EnergyResult]:
+    return {r.nodeid: r for r in results()}
+
+
+def run_info(*, carbon: bool = True, phone_charge_kwh: float = DEFAULT_PHONE_CHARGE_KWH) -> RunInfo:
+    return RunInfo.create(
+        results(), intensity=FRANCE if carbon else None, phone_charge_kwh=phone_charge_kwh, now=NOW
+    )

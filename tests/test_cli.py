@@ -1,0 +1,346 @@
+"""The ``pytest-energy`` command: show, compare, merge, and their exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import report_data as data
+
+from pytest_energy import __version__
+from pytest_energy import baseline as baseline_io
+from pytest_energy.baseline import Baseline
+from pytest_energy.cli import main
+from pytest_energy.report import json as json_report
+from pytest_energy.report.common import RunInfo
+from pytest_energy.results import EnergyResult
+
+A100 = "NVIDIA A100-SXM4-40GB x1"
+BERT = "tests/test_bert.py::test_embed[bs=16]"
+LLM = "tests/test_llm.py::test_generate[llama-3-8b]"
+
+
+def write_report(path: Path, results: list[EnergyResult]) -> Path:
+    path.write_text(
+        json_report.render(results, RunInfo.create(results, now=data.NOW)), encoding="utf-8"
+    )
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def bert(kwh: float, hardware: str = data.GPU, meter: str = "nvml") -> EnergyResult:
+    return data.result(BERT, data.windows(kwh), hardware=hardware, meter=meter)
+
+
+# -- show ---------------------------------------------------------------------------------
+
+
+def baseline_file(path: Path) -> Path:
+    baseline_io.save(
+        path,
+        Baseline(
+            {
+                data.GPU: {BERT: data.entry(0.0020), LLM: data.entry(0.40)},
+                data.CPU: {
+                    "tests/test_cpu.py::test_tiny_mlp": data.entry(
+                        0.00041, count=3, meter="codecarbon", estimated=True
+                    )
+                },
+            }
+        ),
+    )
+    return path
+
+
+def test_show_lists_entries_by_hardware(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = baseline_file(tmp_path / "b.toml")
+    code, out, err = run(capsys, "show", path)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0] == f"{path}: 3 entries on 2 hardware"
+    assert lines.index(f"[{data.CPU}]") < lines.index(f"[{data.GPU}]")
+    assert "test  " in lines[3] and "kWh/1000" in lines[3] and "estimated" in lines[3]
+    cpu = next(line for line in lines if "test_tiny_mlp" in line)
+    assert cpu.split() == [
+        "tests/test_cpu.py::test_tiny_mlp",
+        "0.0004059",
+        "3",
+        "192",
+        "codecarbon",
+        "yes",
+        __version__,
+    ]
+    gpu = next(line for line in lines if "test_embed" in line)
+    assert gpu.split() == [BERT, "0.002", "8", "512", "nvml", "no", __version__]
+
+
+def test_show_defaults_to_the_baseline_in_the_current_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "show")
+    assert code == 2
+    assert "energy-baseline.toml does not exist" in err
+    baseline_file(tmp_path / "energy-baseline.toml")
+    code, out, _ = run(capsys, "show")
+    assert code == 0 and out.startswith("energy-baseline.toml: 3 entries")
+
+
+def test_show_rejects_a_corrupt_baseline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "b.toml"
+    path.write_text("schema_version = 1\n[hardware.x.y]\nsamples = [-1.0]\n", encoding="utf-8")
+    code, out, err = run(capsys, "show", path)
+    assert (code, out) == (2, "")
+    assert err.startswith(f"pytest-energy show: energy baseline {path}: ")
+    assert "Fix the file by hand" in err
+
+
+def test_show_rejects_a_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_report(tmp_path / "r.json", [bert(0.002)])
+    code, _, err = run(capsys, "show", path)
+    assert code == 2
+    assert "is a JSON report, not a baseline" in err and "pytest-energy merge" in err
+
+
+# -- compare ------------------------------------------------------------------------------
+
+
+def test_compare_reports_regression_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = write_report(tmp_path / "old.json", [bert(0.0020)])
+    new = write_report(tmp_path / "new.json", [bert(0.0024)])
+    code, out, err = run(capsys, "compare", old, new)
+    assert (code, err) == (1, "")
+    row = next(line for line in out.splitlines() if line.startswith(BERT))
+    assert row.split()[-3:] == ["0.0024", "+20.0%", "regressed"]
+    assert out.rstrip().endswith("1 regression(s) in 1 compared test(s).")
+    assert "rule: tolerance 5%, one-sided Mann-Whitney U at alpha 0.01" in out
+
+
+def test_compare_within_tolerance_exits_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = write_report(tmp_path / "old.json", [bert(0.0020)])
+    new = write_report(tmp_path / "new.json", [bert(0.0024)])
+    code, out, _ = run(capsys, "compare", old, new, "--tolerance", "25%")
+    assert code == 0
+    assert "+20.0%  ok" in out
+    assert out.rstrip().endswith("No regression in 1 compared test(s).")
+
+
+def test_compare_improvement_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    old = write_report(tmp_path / "old.json", [bert(0.0024)])
+    new = write_report(tmp_path / "new.json", [bert(0.0020)])
+    code, out, _ = run(capsys, "compare", old, new)
+    assert code == 0 and "improved" in out
+
+
+def test_compare_report_against_baseline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = baseline_file(tmp_path / "b.toml")
+    new = write_report(tmp_path / "new.json", [bert(0.0024), data.result(LLM, data.windows(0.40))])
+    code, out, _ = run(capsys, "compare", base, new)
+    assert code == 1
+    assert f"OLD: {base} (baseline)" in out and f"NEW: {new} (report)" in out
+    assert "missing: not in NEW" in next(
+        line for line in out.splitlines() if "test_tiny_mlp" in line
+    )
+
+
+def test_compare_detects_kind_by_content(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = baseline_file(tmp_path / "baseline.txt")
+    new = write_report(tmp_path / "new.out", [bert(0.0020)])
+    code, out, _ = run(capsys, "compare", base, new)
+    assert code == 0
+    assert "(baseline)" in out and "(report)" in out
+
+
+def test_compare_other_hardware_is_not_comparable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = write_report(tmp_path / "old.json", [bert(0.0010, hardware=A100)])
+    new = write_report(tmp_path / "new.json", [bert(0.0024)])
+    code, out, _ = run(capsys, "compare", old, new)
+    assert code == 0
+    assert f"not comparable: OLD has it only on {A100}" in out
+    assert "missing: not in NEW" in out
+    assert out.rstrip().endswith("No regression in 0 compared test(s).")
+
+
+def test_compare_other_meter_is_not_comparable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = write_report(tmp_path / "old.json", [bert(0.0010, meter="rapl")])
+    new = write_report(tmp_path / "new.json", [bert(0.0024)])
+    code, out, _ = run(capsys, "compare", old, new)
+    assert code == 0
+    assert "not comparable: meter rapl in OLD, nvml in NEW" in out
+
+
+def test_compare_new_test(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    old = write_report(tmp_path / "old.json", [])
+    new = write_report(tmp_path / "new.json", [bert(0.0024)])
+    code, out, _ = run(capsys, "compare", old, new)
+    assert code == 0 and "new: not in OLD" in out
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('{"oops": ', "is not valid JSON"),
+        ('{"format": "something-else"}', "is not a pytest-energy report"),
+        ("schema_version = 1\n[hardware\n", "is not valid TOML"),
+    ],
+)
+def test_compare_bad_input_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, expected: str
+) -> None:
+    good = write_report(tmp_path / "good.json", [bert(0.002)])
+    bad = tmp_path / ("bad.toml" if "TOML" in expected else "bad.json")
+    bad.write_text(content, encoding="utf-8")
+    code, out, err = run(capsys, "compare", good, bad)
+    assert (code, out) == (2, "")
+    assert err.startswith("pytest-energy compare: ")
+    assert expected in err
+
+
+def test_compare_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = write_report(tmp_path / "good.json", [bert(0.002)])
+    code, _, err = run(capsys, "compare", tmp_path / "nope.json", good)
+    assert code == 2
+    assert "nope.json does not exist" in err and "--energy-json=PATH" in err
+
+
+def test_compare_bad_option_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = write_report(tmp_path / "good.json", [bert(0.002)])
+    code, _, err = run(capsys, "compare", good, good, "--alpha", "2")
+    assert code == 2
+    assert "expected a probability strictly between 0 and 1" in err
+
+
+# -- merge --------------------------------------------------------------------------------
+
+
+def test_merge_reports_from_a_gpu_matrix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h100 = write_report(
+        tmp_path / "h100.json", [bert(0.0020), data.result(LLM, data.windows(0.4, tokens=512))]
+    )
+    a100 = write_report(tmp_path / "a100.json", [bert(0.0031, hardware=A100)])
+    out_path = tmp_path / "energy-baseline.toml"
+    code, out, err = run(capsys, "merge", out_path, h100, a100)
+    assert (code, err) == (0, "")
+    assert out == f"wrote 3 entries on 2 hardware to {out_path} (from 2 input(s))\n"
+    merged = baseline_io.load(out_path)
+    assert sorted(merged.entries) == [A100, data.GPU]
+    entry = merged.get(data.GPU, LLM)
+    assert entry is not None
+    assert entry.samples == pytest.approx(data.result(LLM, data.windows(0.4)).measurement.samples)
+    assert entry.tokens == 512 * 8 and entry.inferences == 64 * 8
+    assert entry.meter == "nvml" and entry.estimated is False
+    assert entry.pytest_energy_version == __version__
+    assert merged.get(A100, BERT) is not None
+
+
+def test_merge_baselines_and_reports_identical_duplicates_are_fine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = baseline_file(tmp_path / "b.toml")
+    same = tmp_path / "copy.toml"
+    same.write_bytes(base.read_bytes())
+    extra = write_report(tmp_path / "a100.json", [bert(0.0031, hardware=A100)])
+    out_path = tmp_path / "merged.toml"
+    code, _, _ = run(capsys, "merge", out_path, base, same, extra)
+    assert code == 0
+    assert len(baseline_io.load(out_path)) == 4
+
+
+def test_merge_conflict_exits_1_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    one = write_report(tmp_path / "job1.json", [bert(0.0020)])
+    two = write_report(tmp_path / "job2.json", [bert(0.0022)])
+    out_path = tmp_path / "energy-baseline.toml"
+    out_path.write_text("# keep me\n", encoding="utf-8")
+    code, out, _ = run(capsys, "merge", out_path, one, two)
+    assert code == 1
+    assert f"1 conflict(s); {out_path} was not written" in out
+    assert (
+        f"conflict: {BERT} on {data.GPU}: {one} has 0.002 kWh/1000 from 8 window(s) (nvml), "
+        f"{two} has 0.0022" in out
+    )
+    assert out_path.read_text(encoding="utf-8") == "# keep me\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "energy-baseline.toml",
+        "job1.json",
+        "job2.json",
+    ]
+
+
+def test_merge_bad_input_exits_2_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = write_report(tmp_path / "good.json", [bert(0.002)])
+    bad = tmp_path / "bad.toml"
+    bad.write_text("schema_version = 7\n", encoding="utf-8")
+    out_path = tmp_path / "out.toml"
+    code, _, err = run(capsys, "merge", out_path, good, bad)
+    assert code == 2
+    assert "newer than this pytest-energy understands" in err
+    assert not out_path.exists()
+    code, _, err = run(capsys, "merge", out_path, tmp_path / "missing.json")
+    assert code == 2 and "missing.json does not exist" in err
+    assert not out_path.exists()
+
+
+def test_merge_into_a_missing_directory_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = write_report(tmp_path / "good.json", [bert(0.002)])
+    code, _, err = run(capsys, "merge", tmp_path / "no" / "out.toml", good)
+    assert code == 2
+    assert "cannot be written" in err
+
+
+# -- entry point --------------------------------------------------------------------------
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert main(["merge", "out.toml"]) == 2
+    assert "usage: pytest-energy" in capsys.readouterr().err
+
+
+def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"pytest-energy {__version__}"
+    assert main(["--help"]) == 0
+    assert (
+        "Exit status: 0 ok, 1 regression or conflict found, 2 bad input." in capsys.readouterr().out
+    )
+
+
+def test_runs_as_a_module(tmp_path: Path) -> None:
+    path = baseline_file(tmp_path / "b.toml")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_energy.cli", "show", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "3 entries on 2 hardware" in done.stdout
