@@ -10,9 +10,9 @@ from __future__ import annotations
 import random
 import time
 from contextlib import nullcontext
-from typing import TYPE_CHECKING
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from . import baseline as baseline_io

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-NO_SENSORS = not Path("/sys/class/powercap").exists() and ctypes.util.find_library("nvidia-ml") is None
+NO_SENSORS = (
+    not Path("/sys/class/powercap").exists() and ctypes.util.find_library("nvidia-ml") is None
+)
 pytestmark = pytest.mark.skipif(not NO_SENSORS, reason="this machine has an energy sensor")
 
 WORK = """
@@ -28,7 +30,7 @@ def test_auto_picks_the_estimate_and_says_why(pytester: pytest.Pytester) -> None
             "  estimated: process CPU time*",
             "  not used: nvml: *",
             "  not used: rapl: */sys/class/powercap does not exist*",
-            "test_auto_picks_the_estimate_and_says_why.py::test_work * new * codecarbon (estimated)",
+            "*::test_work * new * codecarbon (estimated)",
         ]
     )
 

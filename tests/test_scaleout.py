@@ -36,7 +36,9 @@ def test_pins_follow_an_existing_visible_list() -> None:
 
 def test_more_workers_than_gpus_is_a_clear_error() -> None:
     env: dict[str, str] = {}
-    with pytest.raises(ConfigError, match=r"5 pytest-xdist workers but only 4 GPU\(s\) visible.*-n 4"):
+    with pytest.raises(
+        ConfigError, match=r"5 pytest-xdist workers but only 4 GPU\(s\) visible.*-n 4"
+    ):
         scaleout.pin_worker(env, "gw0", 5, four_gpus)
     assert "CUDA_VISIBLE_DEVICES" not in env
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 
@@ -29,8 +30,15 @@ def test_one_record_per_test_in_report_and_baseline(
 ) -> None:
     xdist_pytester.makepyfile(test_suite=SUITE)
     result = xdist_pytester.runpytest(
-        "-n", workers, METER, "--energy-min-time=0", "--energy-rounds=3",
-        "--energy-report", "--energy-update-baseline", "-p", "no:cacheprovider",
+        "-n",
+        workers,
+        METER,
+        "--energy-min-time=0",
+        "--energy-rounds=3",
+        "--energy-report",
+        "--energy-update-baseline",
+        "-p",
+        "no:cacheprovider",
     )
     result.assert_outcomes(passed=8)
     rows = [line for line in result.outlines if re.match(r"test_suite\.py::test_cost\[\d\] ", line)]
@@ -49,7 +57,9 @@ def test_regression_is_judged_on_the_worker_and_reported_once(
     xdist_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     xdist_pytester.makepyfile(
-        test_suite=SUITE.replace("3.6 * k", "3.6 * k * float(__import__('os').environ.get('F', '1'))")
+        test_suite=SUITE.replace(
+            "3.6 * k", "3.6 * k * float(__import__('os').environ.get('F', '1'))"
+        )
     )
     args = ("-n", "2", METER, "--energy-min-time=0", "--energy-rounds=5", "-p", "no:cacheprovider")
     xdist_pytester.runpytest(*args, "--energy-update-baseline").assert_outcomes(passed=8)
@@ -96,12 +106,18 @@ def test_device_lock_serialises_windows_on_one_device(
     monkeypatch.setenv("RENDEZVOUS", "1" if lock == "off" else "0")
     xdist_pytester.makepyfile(test_windows=WINDOWS)
     result = xdist_pytester.runpytest(
-        "-n", "2", METER, f"--energy-device-lock={lock}", "--energy-report", "-p", "no:cacheprovider"
+        "-n",
+        "2",
+        METER,
+        f"--energy-device-lock={lock}",
+        "--energy-report",
+        "-p",
+        "no:cacheprovider",
     )
     result.assert_outcomes(passed=4)
     windows = _windows(log)
     assert len(windows) == 4
-    overlaps = sum(1 for (_, end), (start, _) in zip(windows, windows[1:]) if start < end)
+    overlaps = sum(1 for (_, end), (start, _) in itertools.pairwise(windows) if start < end)
     if lock == "on":
         assert overlaps == 0, windows
     else:
@@ -122,7 +138,9 @@ def test_gpu_per_worker_pins_each_worker(
             assert os.environ["CUDA_VISIBLE_DEVICES"] == expected
         """
     )
-    result = xdist_pytester.runpytest("-n", "2", "--energy-gpu-per-worker", "-p", "no:cacheprovider")
+    result = xdist_pytester.runpytest(
+        "-n", "2", "--energy-gpu-per-worker", "-p", "no:cacheprovider"
+    )
     result.assert_outcomes(passed=4)
 
 
@@ -131,6 +149,11 @@ def test_gpu_per_worker_with_too_many_workers(
 ) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     xdist_pytester.makepyfile("def test_one():\n    pass\n")
-    result = xdist_pytester.runpytest("-n", "2", "--energy-gpu-per-worker", "-p", "no:cacheprovider")
+    result = xdist_pytester.runpytest(
+        "-n", "2", "--energy-gpu-per-worker", "-p", "no:cacheprovider"
+    )
     assert result.ret != 0
-    assert "2 pytest-xdist workers but only 1 GPU(s) visible" in result.stdout.str() + result.stderr.str()
+    assert (
+        "2 pytest-xdist workers but only 1 GPU(s) visible"
+        in result.stdout.str() + result.stderr.str()
+    )

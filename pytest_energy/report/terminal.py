@@ -34,7 +34,12 @@ def rows(results: Sequence[EnergyResult]) -> tuple[list[str], list[list[str]]]:
     body = []
     for r in results:
         m = r.measurement
-        row = [r.nodeid, str(m.inferences), fmt_kwh(m.kwh_per_1000), _joules(m.joules_per_inference)]
+        row = [
+            r.nodeid,
+            str(m.inferences),
+            fmt_kwh(m.kwh_per_1000),
+            _joules(m.joules_per_inference),
+        ]
         if with_tokens:
             row.append(_joules(m.joules_per_token))
         if with_images:
@@ -91,7 +96,9 @@ def footnotes(results: Sequence[EnergyResult]) -> list[str]:
         )
     waited_s = sum(r.measurement.waited_s for r in results)
     if waited_s >= LOCK_WAIT_NOTE_S:
-        waited = sum(1 for r in results for w in r.measurement.windows if w.waited_s >= LOCK_WAIT_NOTE_S)
+        waited = sum(
+            1 for r in results for w in r.measurement.windows if w.waited_s >= LOCK_WAIT_NOTE_S
+        )
         notes.append(
             f"{waited} window(s) waited {waited_s:.2f} s in total for a device lock held by "
             "another process metering the same device."
@@ -136,9 +143,7 @@ def totals(
     ]
     if total.g_co2e is not None and intensity is not None:
         where = f", {source}" if source else ""
-        lines.append(
-            f"carbon: {_plain(total.g_co2e)} gCO2e at {intensity:.4g} gCO2e/kWh{where}"
-        )
+        lines.append(f"carbon: {_plain(total.g_co2e)} gCO2e at {intensity:.4g} gCO2e/kWh{where}")
     lines.append(
         f"equivalent: {_plain(total.phone_charges)} smartphone charges "
         f"({phone_charge_kwh:g} kWh per charge)"
