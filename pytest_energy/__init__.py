@@ -22,6 +22,7 @@ from .meters.base import Meter
 
 __all__ = [
     "BaselineError",
+    "EnergyFixture",
     "ConfigError",
     "CounterWentBackwards",
     "EnergyError",
@@ -33,3 +34,13 @@ __all__ = [
     "Window",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The fixture's class lives with the pytest hooks; importing it lazily keeps
+    # ``import pytest_energy.stats`` (and friends) free of pytest.
+    if name == "EnergyFixture":
+        from .plugin import EnergyFixture
+
+        return EnergyFixture
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

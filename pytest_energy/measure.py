@@ -380,6 +380,7 @@ class Recorder:
         *,
         inferences: int,
         tokens: int | None = None,
+        images: int | None = None,
         sync: Sync | None = None,
     ) -> tuple[list[Window], list[Window]]:
         """Meter ``first`` and ``second`` alternately (A B A B ...), ``rounds`` windows each.
@@ -401,7 +402,10 @@ class Recorder:
                         self._phase_offset()
                     self.windows = collected[side]
                     with self.window(
-                        inferences * calls, tokens * calls if tokens else None, sync=do_sync
+                        inferences * calls,
+                        tokens * calls if tokens else None,
+                        images * calls if images else None,
+                        sync=do_sync,
                     ):
                         for _ in range(calls):
                             fn()

@@ -331,6 +331,7 @@ class EnergyFixture:
         *,
         inferences: int,
         tokens: int | None = None,
+        images: int | None = None,
         tolerance: float | str | None = None,
         sync: Sync | None = None,
     ) -> UpgradeCheck:
@@ -347,7 +348,7 @@ class EnergyFixture:
                 pytest.fail(f"energy.compare(tolerance=...): {exc}", pytrace=False)
         with _as_test_failure():
             windows_a, windows_b = self._recorder.interleave(
-                current, candidate, inferences=inferences, tokens=tokens, sync=sync
+                current, candidate, inferences=inferences, tokens=tokens, images=images, sync=sync
             )
         a = self._recorder.measurement(windows_a)
         b = self._recorder.measurement(windows_b)
