@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import warnings
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -391,9 +392,22 @@ def energy(request: pytest.FixtureRequest) -> Iterator[EnergyFixture]:
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     item_budget = item.stash.get(budget_key, None)
     if item_budget is None or "energy" in getattr(item, "fixturenames", ()):
-        return (yield)
-    with _recorder(item).window(item_budget.inferences):
-        return (yield)
+        outcome = yield
+    else:
+        with _recorder(item).window(item_budget.inferences):
+            outcome = yield
+    recorder = item.stash.get(recorder_key, None)
+    if recorder is not None and recorder.short_windows:
+        # Warned inside the call phase, so that filterwarnings=error fails this test.
+        warnings.warn(
+            EnergyWarning(
+                f"{recorder.short_windows} energy window(s) were shorter than the meter's "
+                "update period, so their figures are unreliable; raise --energy-min-time or "
+                "measure more work per window"
+            ),
+            stacklevel=1,
+        )
+    return outcome
 
 
 def _judge(item: pytest.Item) -> EnergyResult | None:
@@ -410,14 +424,6 @@ def _judge(item: pytest.Item) -> EnergyResult | None:
         tolerance_pct=item_budget.tolerance_pct if item_budget else None,
     )
     item.stash[result_key] = result
-    if recorder is not None and recorder.short_windows:
-        item.warn(
-            EnergyWarning(
-                f"{recorder.short_windows} energy window(s) were shorter than the meter's update "
-                "period, so their figures are unreliable; raise --energy-min-time or measure more "
-                "work per window"
-            )
-        )
     return result
 
 

@@ -741,3 +741,29 @@ class TestReportFiles:
         result = run(meter_pytester, "--energy-country=XYZ")
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines(["*XYZ*"])
+
+
+def test_windows_shorter_than_the_update_period_warn(meter_pytester: pytest.Pytester) -> None:
+    meter_pytester.makepyfile(
+        slow="""
+        from fakemeter import ScriptedMeter
+
+        class SlowMeter(ScriptedMeter):
+            update_period_s = 3600.0
+        """,
+        test_model="""
+        def test_short(energy):
+            with energy.measure(inferences=1):
+                energy.meter.spend(1.0)
+        """,
+    )
+    # in-process runs inherit this suite's "error" filter, so say "always" explicitly
+    result = meter_pytester.runpytest(
+        "--energy-meter=slow:SlowMeter", "-W", "always::pytest_energy.plugin.EnergyWarning"
+    )
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*EnergyWarning: 1 energy window(s) were shorter than the meter's*"])
+    strict = meter_pytester.runpytest(
+        "--energy-meter=slow:SlowMeter", "-W", "error::pytest_energy.plugin.EnergyWarning"
+    )
+    strict.assert_outcomes(failed=1)
