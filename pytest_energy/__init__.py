@@ -22,10 +22,10 @@ from .meters.base import Meter
 
 __all__ = [
     "BaselineError",
-    "EnergyFixture",
     "ConfigError",
     "CounterWentBackwards",
     "EnergyError",
+    "EnergyFixture",
     "Measurement",
     "MeasurementError",
     "Meter",
