@@ -533,16 +533,17 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             energy.write_baseline()
         except BaselineError as exc:
             energy.write_errors.append(str(exc))
-    from .report import ReportError, RunInfo, write_all
-
     results = list(energy.results.values())
-    info = RunInfo.create(
-        results, intensity=energy.carbon, phone_charge_kwh=energy.settings.phone_charge_kwh
-    )
-    try:
-        energy.report_lines = write_all(results, energy.settings, info)
-    except ReportError as exc:
-        energy.write_errors.append(str(exc))
+    s = energy.settings
+    step_summary = s.report and results and os.environ.get("GITHUB_STEP_SUMMARY")
+    if s.json_path or s.markdown_path or s.html_path or step_summary:
+        from .report import ReportError, RunInfo, write_all  # only when a report is asked for
+
+        info = RunInfo.create(results, intensity=energy.carbon, phone_charge_kwh=s.phone_charge_kwh)
+        try:
+            energy.report_lines = write_all(results, s, info)
+        except ReportError as exc:
+            energy.write_errors.append(str(exc))
     if energy.write_errors:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

@@ -6,8 +6,9 @@ Pure functions over numbers. The rule, in words:
 * With enough windows on both sides for a one-sided Mann-Whitney U test to reach the
   significance level ``alpha`` at all, a regression needs *both* a ratio above
   ``1 + tolerance`` *and* the test to agree (``p < alpha``). Improvements mirror this.
-* With too few windows the median ratio alone decides, and the comparison is marked
-  low-confidence so reports can say so.
+* With too few windows the median ratio alone decides, against a tolerance of at least
+  :data:`LOW_CONFIDENCE_MIN_TOLERANCE_PCT`, and the comparison is marked low-confidence so
+  reports can say so.
 
 The U test's p-value is exact (a dynamic programme over the pooled ranks, ties included)
 for up to :data:`EXACT_MAX_N` pooled windows, and uses the tie-corrected normal
@@ -23,6 +24,10 @@ from dataclasses import dataclass
 from enum import Enum
 
 EXACT_MAX_N = 40
+#: With too few windows for the U test, the median ratio alone decides, and one noisy
+#: window moves it a lot: at 2% noise a single window against a single window exceeds a 3%
+#: tolerance 15% of the time with no change. Such verdicts use at least this tolerance.
+LOW_CONFIDENCE_MIN_TOLERANCE_PCT = 10.0
 
 
 class Status(str, Enum):
@@ -46,6 +51,7 @@ class Comparison:
     p_improved: float
     low_confidence: bool
     tolerance_pct: float
+    """The tolerance applied, raised to the low-confidence minimum where that applies."""
     alpha: float
     n_current: int
     n_baseline: int
@@ -162,6 +168,8 @@ def compare(
     else:
         ratio = math.inf
     low_confidence = not can_reach(alpha, len(current), len(baseline))
+    if low_confidence:
+        tolerance_pct = max(tolerance_pct, LOW_CONFIDENCE_MIN_TOLERANCE_PCT)
     p_regressed = mann_whitney_greater(current, baseline)
     p_improved = mann_whitney_greater(baseline, current)
     limit = tolerance_pct / 100.0

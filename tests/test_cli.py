@@ -124,7 +124,7 @@ def test_compare_reports_regression_exits_1(
     row = next(line for line in out.splitlines() if line.startswith(BERT))
     assert row.split()[-3:] == ["0.0024", "+20.0%", "regressed"]
     assert out.rstrip().endswith("1 regression(s) in 1 compared test(s).")
-    assert "rule: tolerance 5%, one-sided Mann-Whitney U at alpha 0.01" in out
+    assert "rule: tolerance 3%, one-sided Mann-Whitney U at alpha 0.01" in out
 
 
 def test_compare_within_tolerance_exits_0(

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from pytest_energy import stats
 from pytest_energy.stats import (
     EXACT_MAX_N,
+    LOW_CONFIDENCE_MIN_TOLERANCE_PCT,
     Comparison,
     Status,
     can_reach,
@@ -332,6 +333,21 @@ def test_compare_low_confidence_median_decides() -> None:
     assert ok.status is Status.OK
 
 
+def test_low_confidence_verdicts_use_at_least_the_minimum_tolerance() -> None:
+    # +8% on one window against one: over the 5% asked for, under the 10% floor
+    result = compare([1.08], [1.0], tolerance_pct=5.0, alpha=0.01)
+    assert result.low_confidence
+    assert result.tolerance_pct == LOW_CONFIDENCE_MIN_TOLERANCE_PCT == 10.0
+    assert result.status is Status.OK
+    assert compare([1.12], [1.0], tolerance_pct=5.0, alpha=0.01).status is Status.REGRESSED
+    # a wider tolerance than the floor is kept
+    assert compare([1.12], [1.0], tolerance_pct=20.0, alpha=0.01).tolerance_pct == 20.0
+    # enough windows: the floor does not apply
+    many = compare([1.08] * 10, [1.0] * 10, tolerance_pct=5.0, alpha=0.01)
+    assert not many.low_confidence and many.tolerance_pct == 5.0
+    assert many.status is Status.REGRESSED
+
+
 @pytest.mark.parametrize(
     ("current_median", "status"),
     [
@@ -349,8 +365,9 @@ def test_compare_tolerance_boundary(current_median: float, status: Status) -> No
 
 
 def test_compare_zero_tolerance() -> None:
-    assert compare([1.0], [1.0], tolerance_pct=0.0, alpha=0.01).status is Status.OK
-    assert compare([1.0 + 1e-12], [1.0], tolerance_pct=0.0, alpha=0.01).status is Status.REGRESSED
+    same, higher = [1.0] * 10, [1.0 + 1e-12] * 10
+    assert compare(same, same, tolerance_pct=0.0, alpha=0.01).status is Status.OK
+    assert compare(higher, same, tolerance_pct=0.0, alpha=0.01).status is Status.REGRESSED
 
 
 def test_compare_zero_baseline_median() -> None:

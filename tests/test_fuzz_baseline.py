@@ -1,0 +1,203 @@
+"""Fuzzing the baseline reader: nothing but BaselineError may come out of a bad file.
+
+The fast part of ``benchmarks/fuzz_baseline.py`` (1,000 mutated files, about a second; the
+script runs 10,000 or more), a grammar-shaped Hypothesis fuzz, and one reproducer per
+crash the fuzzer has found so far (strict xfails until the bugs are fixed).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_energy.baseline import parse
+from pytest_energy.errors import BaselineError
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST_COUNT = 1_000
+FAST_SEED = 0  # deterministic; this seed's 1,000 cases meet two of the known crashes
+
+
+@pytest.fixture(scope="module")
+def fuzz_module() -> Iterator[ModuleType]:
+    """benchmarks/fuzz_baseline.py, imported from its path (it is a script, not a package)."""
+    name = "fuzz_baseline"
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "fuzz_baseline.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    previous = sys.modules.get(name)
+    sys.modules[name] = module  # dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    yield module
+    if previous is None:
+        del sys.modules[name]
+    else:
+        sys.modules[name] = previous
+
+
+@pytest.fixture(scope="module")
+def report(fuzz_module: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return fuzz_module.fuzz(FAST_COUNT, seed=FAST_SEED, directory=tmp_path_factory.mktemp("fuzz"))
+
+
+def test_fuzz_raises_no_new_kind_of_error(report: Any) -> None:
+    assert report.count == FAST_COUNT
+    assert [(c.mutations, c.error) for c in report.new_crashes] == []
+    assert report.unclear == []  # every BaselineError names the file, the cause and a fix
+    assert report.accepted_invalid == []  # what loads is finite, >= 0 and re-serialisable
+    assert report.modified == 0  # load() never writes
+
+
+def test_fuzz_valid_files_still_load(report: Any) -> None:
+    assert report.benign_failed == []
+    assert report.benign_ok >= 100
+
+
+def test_fuzz_exercises_every_mutation_and_both_outcomes(
+    report: Any, fuzz_module: ModuleType
+) -> None:
+    for name in fuzz_module.MUTATORS:
+        assert report.by_mutation[name] >= 100, name
+        assert report.rejected_by_mutation[name] > 0, name
+    assert report.loaded > 0  # some mutations keep a valid baseline
+    assert report.rejected > FAST_COUNT // 2
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: baseline.load/parse raise RecursionError, ValueError or OverflowError for some "
+    "files (see test_known_crash_reproducer)",
+)
+def test_fuzz_raises_nothing_but_baseline_error(report: Any) -> None:
+    assert [(c.mutations, c.error) for c in report.crashes] == []
+
+
+_HEAD = (
+    'schema_version = 1\n[hardware."GPU"."tests/t.py::test_x"]\nmeter = "nvml"\nestimated = false\n'
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(
+            _HEAD + "samples = [1" + "0" * 400 + "]\n",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="bug: baseline._entry calls math.isfinite() on a TOML integer beyond "
+                "float range: OverflowError instead of BaselineError",
+            ),
+            id="integer-sample-beyond-float-range",
+        ),
+        pytest.param(
+            _HEAD + "samples = [1]\ninferences = " + "9" * 5000 + "\n",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="bug: baseline.parse catches only TOMLDecodeError; tomllib raises "
+                "ValueError for an integer literal over Python's 4300-digit limit",
+            ),
+            id="integer-literal-over-4300-digits",
+        ),
+        pytest.param(
+            _HEAD + "samples = [1]\nx = " + "[" * 5000 + "]" * 5000 + "\n",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="bug: baseline.parse lets tomllib's RecursionError on deeply nested "
+                "arrays escape",
+            ),
+            id="deeply-nested-arrays",
+        ),
+    ],
+)
+def test_known_crash_reproducer(text: str) -> None:
+    with pytest.raises(BaselineError, match=r"^energy baseline b\.toml: "):
+        parse(text, Path("b.toml"))
+
+
+def test_known_crashes_are_what_the_fuzzer_reports(fuzz_module: ModuleType) -> None:
+    """Each KNOWN_BUGS signature matches the exception its reproducer raises today, or the
+    reproducer already gives a BaselineError (the bug is fixed: drop the signature)."""
+    samples = {
+        "integer sample beyond float range -> OverflowError": "samples = [1" + "0" * 400 + "]",
+        "integer literal over 4300 digits -> ValueError": "samples = [1]\ninferences = "
+        + "9" * 5000,
+        "deeply nested arrays -> RecursionError": "samples = [1]\nx = " + "[" * 5000 + "]" * 5000,
+    }
+    assert samples.keys() == fuzz_module.KNOWN_BUGS.keys()
+    for name, body in samples.items():
+        try:
+            parse(_HEAD + body + "\n", Path("b.toml"))
+        except BaselineError:
+            continue
+        except Exception as exc:  # the crash under test
+            assert fuzz_module.KNOWN_BUGS[name](exc), (name, exc)
+        else:
+            pytest.fail(f"{name}: the reproducer loads")
+
+
+#: Pieces of baseline files; Hypothesis strings them together into near-baselines.
+_TOKENS = [
+    "schema_version",
+    "hardware",
+    '"GPU"',
+    "'GPU'",
+    '"tests/t.py::test_x[1]"',
+    "samples",
+    "meter",
+    "estimated",
+    "inferences",
+    "tokens",
+    "unit",
+    "kwh_per_1000",
+    "pytest_energy_version",
+    " = ",
+    "=",
+    " ",
+    "\n",
+    "[",
+    "]",
+    "[[",
+    "]]",
+    ".",
+    ",",
+    "{",
+    "}",
+    "1",
+    "0",
+    "-1",
+    "0.5",
+    "1e-3",
+    "nan",
+    "inf",
+    "-inf",
+    "true",
+    "false",
+    '"nvml"',
+    '"kWh/1000 inferences"',
+    "'lit'",
+    '""',
+    "# c",
+    "1979-05-27",
+    "2",
+    '"0.1.0"',
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    head=st.sampled_from(["", "schema_version = 1\n", "schema_version = 1\n[hardware.GPU.t]\n"]),
+    tokens=st.lists(st.sampled_from(_TOKENS), max_size=40),
+)
+def test_token_soup_loads_or_raises_baseline_error(head: str, tokens: list[str]) -> None:
+    try:
+        parse(head + "".join(tokens), Path("b.toml"))
+    except BaselineError as exc:
+        assert str(exc).startswith("energy baseline b.toml: ")
