@@ -684,8 +684,13 @@ class TestReportFiles:
         record_baseline(meter_pytester, "3.6")
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("COST_J", "4.0")
-            result = run(
-                meter_pytester,
+            # In a subprocess: the HTML charts import matplotlib and numpy, which cannot be
+            # imported a second time in this process after pytester unloads them.
+            result = meter_pytester.runpytest_subprocess(
+                METER,
+                "--energy-min-time=0",
+                "-p",
+                "no:cacheprovider",
                 "--energy-json=out/energy.json",
                 "--energy-markdown=out/energy.md",
                 "--energy-html=out/energy.html",
