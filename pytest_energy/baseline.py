@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import statistics
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ import tomli_w
 
 from .errors import BaselineError
 from .fileio import atomic_write_text
+from .stats import median
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -68,7 +68,7 @@ class BaselineEntry:
 
     @property
     def kwh_per_1000(self) -> float:
-        return float(statistics.median(self.samples))
+        return median(self.samples)
 
     def to_toml(self) -> dict[str, Any]:
         table: dict[str, Any] = {
@@ -137,11 +137,30 @@ def _entry(path: Path, hardware: str, nodeid: str, raw: object) -> BaselineEntry
     samples = raw.get("samples")
     if not isinstance(samples, list) or not samples:
         raise bad("needs a non-empty list of samples")
+    numbers = []
     for value in samples:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad(f"has a sample that is not a number: {value!r}")
-        if not math.isfinite(value) or value < 0:
+        try:
+            number = float(value)
+        except OverflowError:
+            raise bad("has a sample too large for a float") from None
+        if not math.isfinite(number) or number < 0:
             raise bad(f"has a sample that is negative, NaN or infinite: {value!r}")
+        numbers.append(number)
+    # kwh_per_1000 is written for reviewers and recomputed from the samples on load; it
+    # must still be a plausible number, so that a broken hand edit is not silently accepted.
+    stated = raw.get("kwh_per_1000")
+    if stated is not None and (
+        isinstance(stated, bool)
+        or not isinstance(stated, (int, float))
+        or not math.isfinite(float(stated))
+        or stated < 0
+    ):
+        raise bad(
+            f"has kwh_per_1000 = {stated!r}; it must be a non-negative number (it is the median "
+            "of the samples, recomputed on load: edit the samples to change it)"
+        )
     meter = raw.get("meter")
     if not isinstance(meter, str) or not meter:
         raise bad("needs a meter name (a string)")
@@ -160,7 +179,7 @@ def _entry(path: Path, hardware: str, nodeid: str, raw: object) -> BaselineEntry
     ):
         raise bad(f"has tokens = {tokens!r}; expected a whole number >= 0")
     return BaselineEntry(
-        samples=tuple(float(v) for v in samples),
+        samples=tuple(numbers),
         meter=meter,
         estimated=estimated,
         pytest_energy_version=version,
@@ -179,6 +198,10 @@ def parse(text: str, path: Path) -> Baseline:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _problem(path, f"is not valid TOML ({exc})", _RESTORE) from None
+    except (ValueError, RecursionError) as exc:  # integer digit limit, absurd nesting
+        raise _problem(
+            path, f"is not valid TOML that pytest-energy can read ({exc})", _RESTORE
+        ) from None
     version = data.get("schema_version")
     if isinstance(version, bool) or not isinstance(version, int):
         raise _problem(path, "has no integer schema_version", _RESTORE)
@@ -295,11 +318,29 @@ def update(path: Path, updates: Mapping[str, Mapping[str, BaselineEntry]]) -> Ba
     The file is re-read under the lock, so entries written meanwhile by another run are kept.
     Returns what was written.
     """
+    if not path.parent.is_dir():
+        raise _problem(
+            path,
+            f"cannot be written: its directory {path.parent} does not exist",
+            "Create the directory or choose another --energy-baseline path.",
+        )
     if path.exists() and not os.access(path, os.W_OK):
         raise _problem(
             path, "is read-only", "Make it writable (chmod u+w) before --energy-update-baseline."
         )
     with locked(path):
+        _remove_stale_temporaries(path)
         merged = load(path).merged(updates)
         save(path, merged)
     return merged
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete temporary files left by writers that were killed mid-save.
+
+    Called with the lock held: every writer of ``path`` through :func:`update` holds it while
+    its temporary file exists, so any such file found now belongs to a dead process.
+    """
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            stale.unlink()

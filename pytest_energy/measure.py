@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import random
-import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -19,6 +18,7 @@ from typing import Any, TypeVar
 
 from .errors import CounterWentBackwards, MeasurementError, MeterError
 from .meters.base import Meter, provenance, update_period_s
+from .stats import median
 
 J_PER_KWH = 3.6e6
 T = TypeVar("T")
@@ -83,21 +83,21 @@ class Measurement:
 
     @property
     def kwh_per_1000(self) -> float:
-        return float(statistics.median(self.samples))
+        return median(self.samples)
 
     @property
     def joules_per_inference(self) -> float:
-        return float(statistics.median(w.energy_j / w.inferences for w in self.windows))
+        return median(w.energy_j / w.inferences for w in self.windows)
 
     @property
     def joules_per_token(self) -> float | None:
         values = [w.energy_j / w.tokens for w in self.windows if w.tokens]
-        return float(statistics.median(values)) if values else None
+        return median(values) if values else None
 
     @property
     def joules_per_image(self) -> float | None:
         values = [w.energy_j / w.images for w in self.windows if w.images]
-        return float(statistics.median(values)) if values else None
+        return median(values) if values else None
 
     @property
     def energy_j(self) -> float:
@@ -144,10 +144,8 @@ class Measurement:
         """Median kWh/1000 with idle energy removed, when idle was measured."""
         if not any(w.idle_j for w in self.windows):
             return None
-        return float(
-            statistics.median(
-                kwh_per_1000(max(w.energy_j - w.idle_j, 0.0), w.inferences) for w in self.windows
-            )
+        return median(
+            kwh_per_1000(max(w.energy_j - w.idle_j, 0.0), w.inferences) for w in self.windows
         )
 
 

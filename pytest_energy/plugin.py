@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
 import warnings
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from .errors import (
     ConfigError,
     EnergyError,
     MeasurementError,
+    MeterError,
     MeterUnavailable,
 )
 from .measure import Measurement, Recorder, Sync
@@ -188,8 +190,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(session_key, None)
-    if session is not None:
-        session.close()
+    if session is not None:  # normally closed already, in pytest_sessionfinish
+        try:
+            session.close()
+        except MeterError as exc:
+            sys.stderr.write(f"pytest-energy: {exc}\n")
 
 
 def _uses_energy(item: pytest.Item) -> bool:
@@ -233,7 +238,7 @@ def _start(session: EnergySession) -> None:
     try:
         session.meter  # noqa: B018 - created for its side effect
         session.baseline  # noqa: B018
-    except (MeterUnavailable, ConfigError, BaselineError) as exc:
+    except (MeterUnavailable, MeterError, ConfigError, BaselineError) as exc:
         raise pytest.UsageError(f"pytest-energy: {exc}") from None
 
 
@@ -412,6 +417,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
 
 def _judge(item: pytest.Item) -> EnergyResult | None:
     recorder = item.stash.get(recorder_key, None)
+    if recorder is not None:
+        recorder.close()  # the verdict is final: a window opened in teardown is an error
     measurement = recorder.measurement() if recorder is not None else None
     if measurement is None:
         return None
@@ -515,10 +522,14 @@ def _is_xdist_worker(config: pytest.Config) -> bool:
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session: pytest.Session) -> None:
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     energy = session.config.stash.get(session_key, None)
     if energy is None:
         return
+    try:
+        energy.close()
+    except MeterError as exc:
+        energy.warnings.append(str(exc))
     if _is_xdist_worker(session.config):
         # The controller alone reports and writes the baseline (see pytest_testnodedown).
         session.config.workeroutput["pytest_energy"] = {  # type: ignore[attr-defined]
@@ -528,7 +539,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             ],
         }
         return
-    if energy.settings.update_baseline:
+    if energy.settings.update_baseline and exitstatus == pytest.ExitCode.INTERRUPTED:
+        energy.warnings.append(
+            "the energy baseline was not updated because the run was interrupted; "
+            "run --energy-update-baseline again to completion"
+        )
+    elif energy.settings.update_baseline:
         try:
             energy.write_baseline()
         except BaselineError as exc:
@@ -568,7 +584,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if energy is None or _is_xdist_worker(config):
         return
     results = list(energy.results.values())
-    if not results and not energy.write_errors and not energy.report_lines:
+    if not (results or energy.write_errors or energy.report_lines or energy.warnings):
         return
     from .report import terminal
 
@@ -593,5 +609,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         )
     for line in energy.report_lines:
         terminalreporter.write_line(line)
+    for warning in energy.warnings:
+        terminalreporter.write_line(f"WARNING: pytest-energy: {warning}", yellow=True)
     for error in energy.write_errors:
         terminalreporter.write_line(f"ERROR: {error}", red=True)

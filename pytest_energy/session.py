@@ -7,6 +7,7 @@ each test's measurement, and writes the baseline when asked.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from contextlib import nullcontext
@@ -18,7 +19,7 @@ from . import __version__
 from . import baseline as baseline_io
 from .baseline import Baseline, BaselineEntry
 from .devicelock import DeviceLocks, devices_of
-from .errors import ConfigError
+from .errors import ConfigError, MeterError
 from .measure import Measurement, Recorder, WindowPlan
 from .meters import Meter, MeterFactory, create, provenance
 from .results import EnergyResult, judge
@@ -51,12 +52,14 @@ class EnergySession:
         self._baseline: Baseline | None = None
         self._idle_power_w: float | None = None
         self._locks: DeviceLocks | None = None
+        self._selection = ""
         self.rng = random.Random(seed)
         self.results: dict[str, EnergyResult] = {}
         self.updates: dict[str, dict[str, BaselineEntry]] = {}
         self.baseline_written: int | None = None
         self.carbon = carbon
         self.write_errors: list[str] = []
+        self.warnings: list[str] = []
         self.report_lines: list[str] = []
         self._worker_selections: list[str] = []
 
@@ -77,9 +80,20 @@ class EnergySession:
                     "with a sensor (NVML GPU or readable RAPL), or drop --energy-require-sensor "
                     "to accept the estimate."
                 )
+            try:
+                domains = meter.read()
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    meter.close()
+                raise MeterError(
+                    f"energy meter {meter.name!r} failed its first read "
+                    f"({type(exc).__name__}: {exc}); no test was measured. Check the sensor, "
+                    "or choose another meter with --energy-meter."
+                ) from None
             if self.settings.device_lock:
-                self._locks = DeviceLocks(devices_of(meter, meter.read()))
+                self._locks = DeviceLocks(devices_of(meter, domains))
             self._meter = meter
+            self._selection = self._describe(meter)
         return self._meter
 
     @property
@@ -91,9 +105,9 @@ class EnergySession:
     @property
     def selection(self) -> str:
         """Which meter is in use, how its figures are obtained, and what auto passed over."""
-        meter = self._meter
-        if meter is None:
-            return ""
+        return self._selection
+
+    def _describe(self, meter: Meter) -> str:
         kind = "estimated" if meter.estimated else "measured"
         spec = self.settings.meter
         prefix = f"{spec} -> " if spec != meter.name and ":" not in spec else ""
@@ -193,8 +207,16 @@ class EnergySession:
         return path
 
     def close(self) -> None:
+        """Release the locks and close the meter; a failure to close is raised as MeterError."""
         if self._locks is not None:
             self._locks.close()
+            self._locks = None
         if self._meter is not None:
             meter, self._meter = self._meter, None
-            meter.close()
+            try:
+                meter.close()
+            except Exception as exc:
+                raise MeterError(
+                    f"closing energy meter {meter.name!r} failed ({type(exc).__name__}: {exc}); "
+                    "the figures above were taken before and are unaffected"
+                ) from None

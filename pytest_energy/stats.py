@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -62,11 +62,15 @@ class Comparison:
         return (self.ratio - 1.0) * 100.0
 
 
-def median(samples: Sequence[float]) -> float:
-    """Median of a non-empty sequence."""
-    if not samples:
+def median(samples: Iterable[float]) -> float:
+    """Median of a non-empty sequence; halves before adding, so it cannot overflow."""
+    ordered = sorted(samples)
+    if not ordered:
         raise ValueError("median of no samples")
-    return float(statistics.median(samples))
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return float(ordered[middle])
+    return ordered[middle - 1] / 2.0 + ordered[middle] / 2.0
 
 
 def coefficient_of_variation(samples: Sequence[float]) -> float:

@@ -2,7 +2,7 @@
 
 The fast part of ``benchmarks/fuzz_baseline.py`` (1,000 mutated files, about a second; the
 script runs 10,000 or more), a grammar-shaped Hypothesis fuzz, and one reproducer per
-crash the fuzzer has found so far (strict xfails until the bugs are fixed).
+crash the fuzzer has found so far (each fixed, kept as a regression test).
 """
 
 from __future__ import annotations
@@ -71,11 +71,6 @@ def test_fuzz_exercises_every_mutation_and_both_outcomes(
     assert report.rejected > FAST_COUNT // 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: baseline.load/parse raise RecursionError, ValueError or OverflowError for some "
-    "files (see test_known_crash_reproducer)",
-)
 def test_fuzz_raises_nothing_but_baseline_error(report: Any) -> None:
     assert [(c.mutations, c.error) for c in report.crashes] == []
 
@@ -90,29 +85,14 @@ _HEAD = (
     [
         pytest.param(
             _HEAD + "samples = [1" + "0" * 400 + "]\n",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug: baseline._entry calls math.isfinite() on a TOML integer beyond "
-                "float range: OverflowError instead of BaselineError",
-            ),
             id="integer-sample-beyond-float-range",
         ),
         pytest.param(
             _HEAD + "samples = [1]\ninferences = " + "9" * 5000 + "\n",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug: baseline.parse catches only TOMLDecodeError; tomllib raises "
-                "ValueError for an integer literal over Python's 4300-digit limit",
-            ),
             id="integer-literal-over-4300-digits",
         ),
         pytest.param(
             _HEAD + "samples = [1]\nx = " + "[" * 5000 + "]" * 5000 + "\n",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug: baseline.parse lets tomllib's RecursionError on deeply nested "
-                "arrays escape",
-            ),
             id="deeply-nested-arrays",
         ),
     ],

@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Callable
 from importlib.metadata import entry_points
 
-from ..errors import ConfigError, MeterUnavailable
+from ..errors import ConfigError, EnergyError, MeterUnavailable
 from .base import Meter, provenance, update_period_s
 
 __all__ = [
@@ -48,6 +48,11 @@ def _import(target: str, spec: str) -> object:
         raise ConfigError(
             f"meter spec {spec!r}: module {module_name!r} cannot be imported ({exc}). "
             "Check the spelling and that the module is on sys.path (e.g. in your rootdir)."
+        ) from None
+    except Exception as exc:
+        raise ConfigError(
+            f"meter spec {spec!r}: importing module {module_name!r} raised "
+            f"{type(exc).__name__}: {exc}. Fix the module, or choose another meter."
         ) from None
     obj: object = module
     for part in attribute.split("."):
@@ -89,7 +94,15 @@ def resolve(spec: str) -> MeterFactory:
 
 def create(factory: MeterFactory, spec: str) -> Meter:
     """Call ``factory`` and check that it returned something usable as a meter."""
-    meter = factory()
+    try:
+        meter = factory()
+    except EnergyError:
+        raise
+    except Exception as exc:
+        raise ConfigError(
+            f"meter spec {spec!r}: creating the meter raised {type(exc).__name__}: {exc}. "
+            "The spec must name a class or function that takes no arguments and returns a meter."
+        ) from None
     required = ("name", "hardware", "estimated", "read", "close")
     missing = [attr for attr in required if not hasattr(meter, attr)]
     if missing:
