@@ -733,7 +733,9 @@ class TestReportFiles:
         text = summary.read_text()
         assert text.startswith("# earlier step\n") and "test_model.py::test_inference" in text
 
-    def test_unwritable_report_path_fails_the_session(self, meter_pytester: pytest.Pytester) -> None:
+    def test_unwritable_report_path_fails_the_session(
+        self, meter_pytester: pytest.Pytester
+    ) -> None:
         meter_pytester.makepyfile(test_model=COSTLY)
         result = run(meter_pytester, "--energy-json=test_model.py/energy.json")  # under a file
         result.assert_outcomes(passed=1)
@@ -767,7 +769,9 @@ def test_windows_shorter_than_the_update_period_warn(meter_pytester: pytest.Pyte
         "--energy-meter=slow:SlowMeter", "-W", "always::pytest_energy.plugin.EnergyWarning"
     )
     result.assert_outcomes(passed=1, warnings=1)
-    result.stdout.fnmatch_lines(["*EnergyWarning: 1 energy window(s) were shorter than the meter's*"])
+    result.stdout.fnmatch_lines(
+        ["*EnergyWarning: 1 energy window(s) were shorter than the meter's*"]
+    )
     strict = meter_pytester.runpytest(
         "--energy-meter=slow:SlowMeter", "-W", "error::pytest_energy.plugin.EnergyWarning"
     )
