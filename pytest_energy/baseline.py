@@ -32,6 +32,7 @@ from typing import Any
 
 import tomli_w
 
+from . import validate
 from .errors import BaselineError
 from .fileio import atomic_write_text
 from .stats import median
@@ -134,20 +135,7 @@ def _entry(path: Path, hardware: str, nodeid: str, raw: object) -> BaselineEntry
         raise bad(f"has unknown key(s) {', '.join(unknown)}")
     if raw.get("unit", UNIT) != UNIT:
         raise bad(f"has unit {raw.get('unit')!r}; only {UNIT!r} is supported")
-    samples = raw.get("samples")
-    if not isinstance(samples, list) or not samples:
-        raise bad("needs a non-empty list of samples")
-    numbers = []
-    for value in samples:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad(f"has a sample that is not a number: {value!r}")
-        try:
-            number = float(value)
-        except OverflowError:
-            raise bad("has a sample too large for a float") from None
-        if not math.isfinite(number) or number < 0:
-            raise bad(f"has a sample that is negative, NaN or infinite: {value!r}")
-        numbers.append(number)
+    numbers = validate.samples(raw.get("samples"), bad)
     # kwh_per_1000 is written for reviewers and recomputed from the samples on load; it
     # must still be a plausible number, so that a broken hand edit is not silently accepted.
     stated = raw.get("kwh_per_1000")
@@ -170,21 +158,13 @@ def _entry(path: Path, hardware: str, nodeid: str, raw: object) -> BaselineEntry
     version = raw.get("pytest_energy_version", "")
     if not isinstance(version, str):
         raise bad("has a pytest_energy_version that is not a string")
-    inferences = raw.get("inferences", 0)
-    if isinstance(inferences, bool) or not isinstance(inferences, int) or inferences < 0:
-        raise bad(f"has inferences = {inferences!r}; expected a whole number >= 0")
-    tokens = raw.get("tokens")
-    if tokens is not None and (
-        isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0
-    ):
-        raise bad(f"has tokens = {tokens!r}; expected a whole number >= 0")
     return BaselineEntry(
-        samples=tuple(numbers),
+        samples=numbers,
         meter=meter,
         estimated=estimated,
         pytest_energy_version=version,
-        inferences=inferences,
-        tokens=tokens,
+        inferences=validate.count("inferences", raw.get("inferences", 0), bad) or 0,
+        tokens=validate.count("tokens", raw.get("tokens"), bad, optional=True),
     )
 
 

@@ -329,8 +329,11 @@ def test_write_all_replaces_an_existing_report_whole(tmp_path: Path) -> None:
 
 def test_write_all_creates_missing_directories(tmp_path: Path) -> None:
     target = tmp_path / "reports" / "energy" / "e.json"
-    write_all(data.results(), settings(tmp_path, json_path=target), data.run_info(), environ={})
-    json.loads(target.read_text(encoding="utf-8"))
+    lines = write_all(
+        data.results(), settings(tmp_path, json_path=target), data.run_info(), environ={}
+    )
+    assert lines == [f"energy report: wrote JSON to {target}"]
+    assert len(json.loads(target.read_text(encoding="utf-8"))["tests"]) == len(data.results())
 
 
 def test_write_all_names_the_file_it_cannot_write(tmp_path: Path) -> None:

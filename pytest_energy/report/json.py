@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import validate
 from ..results import EnergyResult
 from .carbon import g_co2e, totals
 from .common import ReportError, RunInfo, verdict_line
@@ -178,22 +179,9 @@ def _record(path: Path, index: int, raw: object) -> ReportRecord:
             raise bad(f"has no {key} (a string)")
     if not isinstance(raw.get("estimated"), bool):
         raise bad("needs estimated = true or false")
-    samples = raw.get("samples")
-    if not isinstance(samples, list) or not samples:
-        raise bad("needs a non-empty list of samples")
-    for value in samples:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad(f"has a sample that is not a number: {value!r}")
-        if not math.isfinite(value) or value < 0:
-            raise bad(f"has a sample that is negative, NaN or infinite: {value!r}")
-    inferences = raw.get("inferences")
-    if isinstance(inferences, bool) or not isinstance(inferences, int) or inferences < 0:
-        raise bad(f"has inferences = {inferences!r}; expected a whole number >= 0")
-    tokens = raw.get("tokens")
-    if tokens is not None and (
-        isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0
-    ):
-        raise bad(f"has tokens = {tokens!r}; expected a whole number >= 0 or null")
+    samples = validate.samples(raw.get("samples"), bad)
+    inferences = validate.count("inferences", raw.get("inferences"), bad) or 0
+    tokens = validate.count("tokens", raw.get("tokens"), bad, optional=True)
     budget = raw.get("budget_kwh")
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))):
         raise bad(f"has budget_kwh = {budget!r}; expected a number or null")
@@ -203,7 +191,7 @@ def _record(path: Path, index: int, raw: object) -> ReportRecord:
         hardware=raw["hardware"],
         meter=raw["meter"],
         estimated=raw["estimated"],
-        samples=tuple(float(v) for v in samples),
+        samples=samples,
         inferences=inferences,
         tokens=tokens,
         verdict=verdict if isinstance(verdict, str) else "",
