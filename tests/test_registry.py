@@ -1,0 +1,109 @@
+"""The meter registry: built-in names, the entry-point group, module:attribute specs, auto."""
+
+from __future__ import annotations
+
+from importlib.metadata import EntryPoint
+
+import pytest
+
+from pytest_energy import meters
+from pytest_energy.errors import ConfigError, MeterError, MeterUnavailable
+from pytest_energy.meters.auto import AutoMeter, CompositeMeter
+
+
+class Fixed:
+    estimated = False
+
+    def __init__(self, name: str = "fixed", joules: float = 1.0, domain: str = "x:0") -> None:
+        self.name = name
+        self.hardware = f"{name}-hw"
+        self.joules = joules
+        self.domain = domain
+        self.closed = False
+
+    def read(self) -> dict[str, float]:
+        return {self.domain: self.joules}
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_entry_point_meters_resolve_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    plugin = EntryPoint("acme", f"{__name__}:Fixed", meters.ENTRY_POINT_GROUP)
+
+    def fake_entry_points(group: str) -> list[EntryPoint]:
+        return [plugin] if group == meters.ENTRY_POINT_GROUP else []
+
+    monkeypatch.setattr(meters, "entry_points", fake_entry_points)
+    assert meters.resolve("acme") is Fixed
+    assert "acme" in meters.known_names()
+    with pytest.raises(ConfigError, match="choose one of acme, auto, codecarbon, nvml, rapl"):
+        meters.resolve("nope")
+
+
+def test_builtin_names_win_over_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
+    shadow = EntryPoint("rapl", f"{__name__}:Fixed", meters.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(meters, "entry_points", lambda group: [shadow])
+    assert meters.resolve("rapl") is not Fixed
+
+
+def test_composite_reports_every_domain_and_closes_all() -> None:
+    gpu, cpu = Fixed("gpu", 5.0, "gpu:0"), Fixed("cpu", 2.0, "cpu:package-0")
+    both = CompositeMeter([gpu, cpu])
+    assert both.read() == {"gpu:0": 5.0, "cpu:package-0": 2.0}
+    assert both.name == "gpu+cpu" and both.hardware == "gpu-hw + cpu-hw"
+    assert both.estimated is False
+    both.close()
+    assert gpu.closed and cpu.closed
+
+
+def test_composite_refuses_colliding_domains() -> None:
+    with pytest.raises(MeterError, match="both report domain 'x:0'"):
+        CompositeMeter([Fixed("a"), Fixed("b")]).read()
+
+
+def test_auto_uses_every_sensor_and_not_the_estimate(monkeypatch: pytest.MonkeyPatch) -> None:
+    made = {
+        "nvml": Fixed("nvml", 5.0, "gpu:0"),
+        "rapl": Fixed("rapl", 2.0, "cpu:package-0"),
+    }
+
+    def try_create(spec: str) -> object:
+        if spec == "codecarbon":
+            raise AssertionError("the estimate must not be tried when a sensor works")
+        return made[spec]
+
+    monkeypatch.setattr("pytest_energy.meters.auto.try_create", try_create)
+    auto = AutoMeter()
+    assert auto.read() == {"gpu:0": 5.0, "cpu:package-0": 2.0}
+    assert auto.unavailable == {}
+
+
+def test_auto_falls_back_to_the_estimate_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    estimate = Fixed("codecarbon")
+    estimate.estimated = True
+
+    def try_create(spec: str) -> object:
+        if spec == "codecarbon":
+            return estimate
+        return MeterUnavailable(spec, f"no {spec} here")
+
+    monkeypatch.setattr("pytest_energy.meters.auto.try_create", try_create)
+    auto = AutoMeter()
+    assert auto.estimated is True
+    assert auto.unavailable == {"nvml": "no nvml here", "rapl": "no rapl here"}
+
+
+def test_auto_with_nothing_at_all_names_every_reason_and_the_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(
+        "pytest_energy.meters.auto.try_create", lambda spec: MeterUnavailable(spec, f"no {spec}")
+    )
+    with pytest.raises(MeterUnavailable) as excinfo:
+        AutoMeter()
+    text = str(excinfo.value)
+    assert (
+        "nvml: no nvml" in text and "rapl: no rapl" in text and "codecarbon: no codecarbon" in text
+    )
+    assert "pip install 'pytest-energy[codecarbon]'" in text
