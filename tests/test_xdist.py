@@ -37,10 +37,18 @@ def test_one_record_per_test_in_report_and_baseline(
         "--energy-rounds=3",
         "--energy-report",
         "--energy-update-baseline",
+        "--energy-json=energy.json",
         "-p",
         "no:cacheprovider",
     )
     result.assert_outcomes(passed=8)
+    report = json.loads((xdist_pytester.path / "energy.json").read_text())
+    by_id = {record["nodeid"]: record for record in report["tests"]}
+    assert len(report["tests"]) == len(by_id) == 8
+    for k in range(1, 9):
+        record = by_id[f"test_suite.py::test_cost[{k}]"]
+        assert record["kwh_per_1000"] == pytest.approx(0.001 * k)
+        assert len(record["samples"]) == 3
     rows = [line for line in result.outlines if re.match(r"test_suite\.py::test_cost\[\d\] ", line)]
     assert len(rows) == 8
     for k in range(1, 9):
