@@ -218,6 +218,7 @@ def _parse_budget(item: pytest.Item) -> EnergyBudget | None:
     return budget_mod.from_marker(mark.args, mark.kwargs)
 
 
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection: only selected tests count
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     problems = []
     for item in items:

@@ -60,3 +60,9 @@ def test_no_energy_tests_means_no_meter(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=1)
     assert "pytest-energy" not in result.stdout.str()
     assert "= energy =" not in result.stdout.str()
+
+
+def test_deselected_energy_tests_start_no_meter(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(WORK + "\n\ndef test_plain():\n    pass\n")
+    result = pytester.runpytest("--energy-meter=nvml", "-k", "plain", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, deselected=1)
