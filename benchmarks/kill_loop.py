@@ -104,7 +104,10 @@ def _child_rewrite(path: Path, entries: int) -> None:
 def _child_writer(path: Path, prefix: str, updates: int, use_lock: bool) -> None:
     """Add ``updates`` entries named ``<prefix>::test_<k>``, one ``update()`` call each."""
     if not use_lock:
-        baseline_io.locked = _no_lock  # the control experiment
+        # The control experiment. Without the lock the other writer's live temporary file
+        # is not stale, so the clean-up that relies on the lock is switched off too.
+        baseline_io.locked = _no_lock
+        baseline_io._remove_stale_temporaries = lambda path: None
     print("ready", flush=True)
     sys.stdin.readline()  # "go": both writers start together
     for k in range(updates):
@@ -190,8 +193,8 @@ class KillLoopResult:
             f"corrupted {self.outcomes['corrupted']}, missing {self.outcomes['missing']}, "
             f"failed to load {len(self.load_errors)}",
             f"temporary files left: {self.temp_files} (.{BASELINE_NAME}.*.tmp, "
-            f"{self.partial_temp_files} of them partial): each is a write cut short; later saves "
-            "do not remove them and load() never reads them",
+            f"{self.partial_temp_files} of them partial): each is a write cut short; load() never "
+            "reads them and the next update() deletes them under the lock",
             f"other stray files: {len(self.stray_files)}"
             + (f" ({', '.join(self.stray_files)})" if self.stray_files else ""),
             f"lock file {BASELINE_NAME}.lock present: {'yes' if self.lock_file else 'no'}; "

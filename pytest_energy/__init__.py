@@ -6,6 +6,9 @@ Public names: the :class:`Meter` protocol for custom meters, the :class:`Measure
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
 
 from .errors import (
@@ -17,8 +20,11 @@ from .errors import (
     MeterError,
     MeterUnavailable,
 )
-from .measure import Measurement, Window
-from .meters.base import Meter
+
+if TYPE_CHECKING:
+    from .measure import Measurement, Window
+    from .meters.base import Meter
+    from .plugin import EnergyFixture
 
 __all__ = [
     "BaselineError",
@@ -36,11 +42,18 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    # The fixture's class lives with the pytest hooks; importing it lazily keeps
-    # ``import pytest_energy.stats`` (and friends) free of pytest.
-    if name == "EnergyFixture":
-        from .plugin import EnergyFixture
+_LAZY = {
+    "EnergyFixture": "pytest_energy.plugin",
+    "Measurement": "pytest_energy.measure",
+    "Window": "pytest_energy.measure",
+    "Meter": "pytest_energy.meters.base",
+}
 
-        return EnergyFixture
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __getattr__(name: str) -> object:
+    # Imported on first use: pytest loads this package at start-up in every run, and the
+    # fixture's class lives with the pytest hooks, which domain modules must not import.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

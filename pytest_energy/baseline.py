@@ -22,7 +22,6 @@ save either leaves the old file or puts the whole new file in place.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
 from collections.abc import Iterator, Mapping
@@ -139,14 +138,10 @@ def _entry(path: Path, hardware: str, nodeid: str, raw: object) -> BaselineEntry
     # kwh_per_1000 is written for reviewers and recomputed from the samples on load; it
     # must still be a plausible number, so that a broken hand edit is not silently accepted.
     stated = raw.get("kwh_per_1000")
-    if stated is not None and (
-        isinstance(stated, bool)
-        or not isinstance(stated, (int, float))
-        or not math.isfinite(float(stated))
-        or stated < 0
-    ):
+    if stated is not None and validate.energy(stated) is None:
+        shown = "a number too large for a float" if isinstance(stated, int) else repr(stated)
         raise bad(
-            f"has kwh_per_1000 = {stated!r}; it must be a non-negative number (it is the median "
+            f"has kwh_per_1000 = {shown}; it must be a non-negative number (it is the median "
             "of the samples, recomputed on load: edit the samples to change it)"
         )
     meter = raw.get("meter")

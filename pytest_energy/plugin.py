@@ -30,21 +30,25 @@ from .errors import (
     MeterError,
     MeterUnavailable,
 )
-from .measure import Measurement, Recorder, Sync
 from .meters import resolve
-from .results import EnergyResult, failure_message, fmt_kwh, from_dict, to_dict
-from .session import EnergySession
-from .stats import Comparison, Status, compare
 
+# Measurement, statistics, baselines and reports are imported when a session first needs
+# them, so a run without energy tests pays only for this module and the settings.
 if TYPE_CHECKING:
+    from .measure import Measurement, Recorder, Sync
+    from .meters import MeterFactory  # noqa: F401 - used in setup_key's string type
     from .report.carbon import CarbonIntensity
+    from .results import EnergyResult
+    from .session import EnergySession
+    from .stats import Comparison, Status
 
 T = TypeVar("T")
 
-session_key = pytest.StashKey[EnergySession]()
+setup_key = pytest.StashKey["tuple[settings_mod.Settings, MeterFactory, CarbonIntensity | None]"]()
+session_key = pytest.StashKey["EnergySession"]()
 budget_key = pytest.StashKey["EnergyBudget | None"]()
-recorder_key = pytest.StashKey[Recorder]()
-result_key = pytest.StashKey[EnergyResult]()
+recorder_key = pytest.StashKey["Recorder"]()
+result_key = pytest.StashKey["EnergyResult"]()
 
 
 class EnergyWarning(pytest.PytestWarning):
@@ -185,7 +189,19 @@ def pytest_configure(config: pytest.Config) -> None:
             scaleout.pin_worker(os.environ, worker["workerid"], int(worker["workercount"]))
     except ConfigError as exc:
         raise pytest.UsageError(f"pytest-energy: {exc}") from None
-    config.stash[session_key] = EnergySession(settings, factory, carbon=intensity)
+    config.stash[setup_key] = (settings, factory, intensity)
+
+
+def _energy(config: pytest.Config) -> EnergySession:
+    """The session's energy state, created on first use."""
+    session = config.stash.get(session_key, None)
+    if session is None:
+        from .session import EnergySession
+
+        settings, factory, intensity = config.stash[setup_key]
+        session = EnergySession(settings, factory, carbon=intensity)
+        config.stash[session_key] = session
+    return session
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -231,7 +247,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             "pytest-energy: invalid energy_budget marker arguments:\n  " + "\n  ".join(problems)
         )
     if any(_uses_energy(item) for item in items):
-        _start(config.stash[session_key])
+        _start(_energy(config))
 
 
 def _start(session: EnergySession) -> None:
@@ -246,7 +262,7 @@ def _start(session: EnergySession) -> None:
 def _recorder(item: pytest.Item) -> Recorder:
     recorder = item.stash.get(recorder_key, None)
     if recorder is None:
-        recorder = item.config.stash[session_key].recorder()
+        recorder = _energy(item.config).recorder()
         item.stash[recorder_key] = recorder
     return recorder
 
@@ -360,6 +376,9 @@ class EnergyFixture:
         a = self._recorder.measurement(windows_a)
         b = self._recorder.measurement(windows_b)
         assert a is not None and b is not None
+        from .results import fmt_kwh
+        from .stats import Status, compare
+
         comparison = compare(b.samples, a.samples, tolerance_pct=tolerance_pct, alpha=self._alpha)
         check = UpgradeCheck(current=a, candidate=b, comparison=comparison)
         if comparison.status is Status.REGRESSED:
@@ -381,7 +400,7 @@ def energy(request: pytest.FixtureRequest) -> Iterator[EnergyFixture]:
     Only the measured windows count; fixture setup such as model loading never does.
     """
     item = request.node
-    session = request.config.stash[session_key]
+    session = _energy(request.config)
     try:
         recorder = _recorder(item)
     except (MeterUnavailable, ConfigError) as exc:
@@ -423,7 +442,7 @@ def _judge(item: pytest.Item) -> EnergyResult | None:
     measurement = recorder.measurement() if recorder is not None else None
     if measurement is None:
         return None
-    session = item.config.stash[session_key]
+    session = _energy(item.config)
     item_budget = item.stash.get(budget_key, None)
     result = session.judge(
         item.nodeid,
@@ -458,6 +477,8 @@ def _properties(result: EnergyResult) -> list[tuple[str, object]]:
 
 
 def _section(result: EnergyResult) -> str:
+    from .results import fmt_kwh
+
     m = result.measurement
     lines = [
         f"kWh per 1,000 inferences: {fmt_kwh(m.kwh_per_1000)} (median of {len(m.windows)} windows)",
@@ -508,12 +529,14 @@ def pytest_runtest_makereport(
     item.user_properties.extend(properties)
     report.user_properties.extend(properties)
     report.sections.append(("energy", _section(result)))
-    session = item.config.stash[session_key]
+    session = _energy(item.config)
     updating = session.settings.update_baseline
     if report.passed and updating:
         session.keep_for_baseline(result)
     if report.passed and (result.over_budget or (result.regressed and not updating)):
         report.outcome = "failed"
+        from .results import failure_message
+
         report.longrepr = failure_message(result)
     return report
 
@@ -524,16 +547,23 @@ def _is_xdist_worker(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    energy = session.config.stash.get(session_key, None)
-    if energy is None:
+    config = session.config
+    if setup_key not in config.stash:
         return
+    settings = config.stash[setup_key][0]
+    wants_files = settings.json_path or settings.markdown_path or settings.html_path
+    if session_key not in config.stash and (_is_xdist_worker(config) or not wants_files):
+        return  # no energy test ran here, and no report file is due
+    energy = _energy(config)
     try:
         energy.close()
     except MeterError as exc:
         energy.warnings.append(str(exc))
-    if _is_xdist_worker(session.config):
+    if _is_xdist_worker(config):
         # The controller alone reports and writes the baseline (see pytest_testnodedown).
-        session.config.workeroutput["pytest_energy"] = {  # type: ignore[attr-defined]
+        from .results import to_dict
+
+        config.workeroutput["pytest_energy"] = {  # type: ignore[attr-defined]
             "selection": energy.selection,
             "results": [
                 {"result": to_dict(r), "keep": energy.kept(r)} for r in energy.results.values()
@@ -571,7 +601,9 @@ def pytest_testnodedown(node: Any, error: object) -> None:
     output = getattr(node, "workeroutput", {}).get("pytest_energy")
     if not output:
         return
-    energy = node.config.stash[session_key]
+    from .results import from_dict
+
+    energy = _energy(node.config)
     energy.add_selection(output["selection"])
     for record in output["results"]:
         result = from_dict(record["result"])

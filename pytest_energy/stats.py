@@ -18,7 +18,6 @@ approximation beyond that.
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -75,12 +74,14 @@ def median(samples: Iterable[float]) -> float:
 
 def coefficient_of_variation(samples: Sequence[float]) -> float:
     """Sample standard deviation over the mean; 0.0 for fewer than two samples."""
-    if len(samples) < 2:
+    n = len(samples)
+    if n < 2:
         return 0.0
-    mean = statistics.fmean(samples)
+    mean = math.fsum(samples) / n
     if mean == 0:
         return 0.0
-    return statistics.stdev(samples) / mean
+    variance = math.fsum((x - mean) ** 2 for x in samples) / (n - 1)
+    return math.sqrt(variance) / mean
 
 
 def can_reach(alpha: float, n_current: int, n_baseline: int) -> bool:

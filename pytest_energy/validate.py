@@ -12,6 +12,20 @@ from collections.abc import Callable
 Bad = Callable[[str], Exception]
 
 
+def energy(value: object) -> float | None:
+    """``value`` as a float when it is a finite, non-negative number, else ``None``.
+
+    Integers too large for a float (TOML and JSON allow them) count as not finite.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
 def samples(value: object, bad: Bad) -> tuple[float, ...]:
     """A non-empty list of finite, non-negative numbers (kWh per 1,000 inferences)."""
     if not isinstance(value, list) or not value:
@@ -20,12 +34,10 @@ def samples(value: object, bad: Bad) -> tuple[float, ...]:
     for item in value:
         if isinstance(item, bool) or not isinstance(item, (int, float)):
             raise bad(f"has a sample that is not a number: {item!r}")
-        try:
-            number = float(item)
-        except OverflowError:
-            raise bad("has a sample too large for a float") from None
-        if not math.isfinite(number) or number < 0:
-            raise bad(f"has a sample that is negative, NaN or infinite: {item!r}")
+        number = energy(item)
+        if number is None:
+            shown = "too large for a float" if isinstance(item, int) else repr(item)
+            raise bad(f"has a sample that is negative, NaN or infinite: {shown}")
         numbers.append(number)
     return tuple(numbers)
 

@@ -181,3 +181,9 @@ def test_token_soup_loads_or_raises_baseline_error(head: str, tokens: list[str])
         parse(head + "".join(tokens), Path("b.toml"))
     except BaselineError as exc:
         assert str(exc).startswith("energy baseline b.toml: ")
+
+
+def test_huge_integer_kwh_per_1000_is_a_baseline_error(tmp_path: Path) -> None:
+    text = _HEAD + "samples = [1]\nkwh_per_1000 = 1" + "0" * 400 + "\n"
+    with pytest.raises(BaselineError, match="kwh_per_1000 = a number too large for a float"):
+        parse(text, tmp_path / "energy-baseline.toml")
