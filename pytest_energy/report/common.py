@@ -11,6 +11,7 @@ from .. import __version__, fileio
 from ..errors import EnergyError
 from ..results import EnergyResult, Verdict
 from ..settings import DEFAULT_PHONE_CHARGE_KWH
+from ..stats import LOW_CONFIDENCE_MIN_TOLERANCE_PCT
 from .carbon import CarbonIntensity
 
 #: Verdicts, most serious first; reports sort and count with this order.
@@ -111,3 +112,19 @@ def atomic_write_text(path: Path, text: str) -> None:
             f"energy report {path}: cannot be written ({exc.strerror or exc}). Check the path "
             "and its permissions, or choose another path."
         ) from None
+
+
+def caveats(results: Sequence[EnergyResult]) -> list[str]:
+    """The footnotes every renderer shows under its table, when they apply."""
+    notes = []
+    if any(r.low_confidence for r in results):
+        notes.append(
+            "* low confidence: too few windows for the significance test; the median ratio "
+            f"decided, against a tolerance of at least {LOW_CONFIDENCE_MIN_TOLERANCE_PCT:g}%."
+        )
+    if any(r.measurement.estimated for r in results):
+        notes.append(
+            "estimated: figures are modelled, not read from a sensor; compare them only with "
+            "other estimates from the same meter and machine."
+        )
+    return notes

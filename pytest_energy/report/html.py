@@ -18,7 +18,7 @@ from html import escape
 from ..results import EnergyResult, fmt_kwh
 from . import charts as charts_mod
 from .carbon import g_co2e
-from .common import CHARTS_HINT, RunInfo, plural, severity, verdict_line
+from .common import CHARTS_HINT, RunInfo, caveats, plural, severity, verdict_line
 from .terminal import totals as totals_lines
 
 _CSS = """
@@ -241,17 +241,7 @@ def _charts(results: Sequence[EnergyResult]) -> str:
 
 
 def _footnotes(results: Sequence[EnergyResult]) -> list[str]:
-    notes = []
-    if any(r.low_confidence for r in results):
-        notes.append(
-            "* low confidence: too few windows for the significance test; the median ratio decided."
-        )
-    if any(r.measurement.estimated for r in results):
-        notes.append(
-            "estimated: figures are modelled, not read from a sensor; compare them only with "
-            "other estimates from the same meter and machine."
-        )
-    return notes
+    return caveats(results)
 
 
 def render(results: Sequence[EnergyResult], info: RunInfo) -> str:

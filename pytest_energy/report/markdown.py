@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..results import EnergyResult, fmt_kwh
 from .carbon import g_co2e
-from .common import RunInfo, plural, severity, verdict_line
+from .common import RunInfo, caveats, plural, severity, verdict_line
 from .terminal import totals as totals_lines
 
 TITLE = "### ⚡ pytest-energy"
@@ -121,16 +121,7 @@ def full_table(results: Sequence[EnergyResult], info: RunInfo) -> list[str]:
 
 
 def notes(results: Sequence[EnergyResult]) -> list[str]:
-    lines = []
-    if any(r.low_confidence for r in results):
-        lines.append(
-            "- low confidence: too few windows for the significance test; the median ratio decided."
-        )
-    if any(r.measurement.estimated for r in results):
-        lines.append(
-            "- estimated: figures are modelled, not read from a sensor; compare them only with "
-            "other estimates from the same meter and machine."
-        )
+    lines = [f"- {note.lstrip('* ')}" for note in caveats(results)]
     new = sum(1 for r in results if r.verdict == "new")
     if new:
         lines.append(

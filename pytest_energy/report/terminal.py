@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from ..results import EnergyResult, Verdict, fmt_kwh
 from . import carbon
+from .common import caveats
 
 #: Lock waits shorter than this are uncontended acquisitions, not worth a note.
 LOCK_WAIT_NOTE_S = 0.001
@@ -72,16 +73,7 @@ def render(results: Sequence[EnergyResult]) -> list[str]:
 
 
 def footnotes(results: Sequence[EnergyResult]) -> list[str]:
-    notes: list[str] = []
-    if any(r.low_confidence for r in results):
-        notes.append(
-            "* low confidence: too few windows for the significance test; the median ratio decided."
-        )
-    if any(r.measurement.estimated for r in results):
-        notes.append(
-            "estimated: figures are modelled, not read from a sensor; compare them only with "
-            "other estimates from the same meter and machine."
-        )
+    notes = caveats(results)
     improved = [r for r in results if r.verdict == Verdict.IMPROVED]
     if improved:
         notes.append(
