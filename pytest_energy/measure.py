@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from .errors import CounterWentBackwards, MeasurementError, MeterError
 from .meters.base import Meter, provenance, update_period_s
+from .settings import PERIODS_PER_WINDOW
 from .stats import median
 
 J_PER_KWH = 3.6e6
@@ -205,8 +206,6 @@ def effective_min_time(meter: Meter, configured_s: float | None) -> float:
     """The configured minimum window length, or one derived from the meter's update period."""
     if configured_s is not None:
         return configured_s
-    from .settings import PERIODS_PER_WINDOW
-
     return PERIODS_PER_WINDOW * update_period_s(meter)
 
 
