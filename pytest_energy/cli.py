@@ -27,7 +27,7 @@ from .baseline import Baseline, BaselineEntry
 from .errors import BaselineError, ConfigError
 from .report.common import ReportError
 from .report.json import load_report
-from .results import fmt_kwh
+from .results import fmt_num
 from .settings import (
     DEFAULT_ALPHA,
     DEFAULT_BASELINE_NAME,
@@ -145,7 +145,7 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
         rows = [
             [
                 nodeid,
-                fmt_kwh(e.kwh_per_1000),
+                fmt_num(e.kwh_per_1000),
                 str(len(e.samples)),
                 str(e.inferences),
                 e.meter,
@@ -242,7 +242,7 @@ def cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_OK
     _table(
         ["test", "hardware", "OLD kWh/1000", "NEW kWh/1000", "change", "verdict"],
-        [[r.nodeid, r.hardware, fmt_kwh(r.old), fmt_kwh(r.new), r.change, r.verdict] for r in rows],
+        [[r.nodeid, r.hardware, fmt_num(r.old), fmt_num(r.new), r.change, r.verdict] for r in rows],
         {2, 3, 4},
         out,
     )
@@ -278,8 +278,8 @@ def merge_sources(sources: Sequence[Source]) -> tuple[Baseline, list[str]]:
                 elif held != entry:
                     conflicts.append(
                         f"{nodeid} on {hardware}: {origin[(hardware, nodeid)]} has "
-                        f"{fmt_kwh(held.kwh_per_1000)} kWh/1000 from {len(held.samples)} window(s) "
-                        f"({held.meter}), {source.path} has {fmt_kwh(entry.kwh_per_1000)} from "
+                        f"{fmt_num(held.kwh_per_1000)} kWh/1000 from {len(held.samples)} window(s) "
+                        f"({held.meter}), {source.path} has {fmt_num(entry.kwh_per_1000)} from "
                         f"{len(entry.samples)} window(s) ({entry.meter})"
                     )
     return Baseline(merged), conflicts

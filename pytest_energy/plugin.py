@@ -376,7 +376,7 @@ class EnergyFixture:
         a = self._recorder.measurement(windows_a)
         b = self._recorder.measurement(windows_b)
         assert a is not None and b is not None
-        from .results import fmt_kwh
+        from .results import fmt_num
         from .stats import Status, compare
 
         comparison = compare(b.samples, a.samples, tolerance_pct=tolerance_pct, alpha=self._alpha)
@@ -384,7 +384,7 @@ class EnergyFixture:
         if comparison.status is Status.REGRESSED:
             pytest.fail(
                 f"the candidate costs {comparison.change_pct:+.1f}% energy per inference against "
-                f"the current version ({fmt_kwh(b.kwh_per_1000)} vs {fmt_kwh(a.kwh_per_1000)} kWh "
+                f"the current version ({fmt_num(b.kwh_per_1000)} vs {fmt_num(a.kwh_per_1000)} kWh "
                 f"per 1,000 inferences, {len(windows_a)} interleaved windows each, tolerance "
                 f"{tolerance_pct:g}%, Mann-Whitney U p={comparison.p_regressed:.2g}"
                 f"{', low confidence' if comparison.low_confidence else ''}).",
@@ -477,11 +477,11 @@ def _properties(result: EnergyResult) -> list[tuple[str, object]]:
 
 
 def _section(result: EnergyResult) -> str:
-    from .results import fmt_kwh
+    from .results import fmt_num
 
     m = result.measurement
     lines = [
-        f"kWh per 1,000 inferences: {fmt_kwh(m.kwh_per_1000)} (median of {len(m.windows)} windows)",
+        f"kWh per 1,000 inferences: {fmt_num(m.kwh_per_1000)} (median of {len(m.windows)} windows)",
         f"J per inference: {m.joules_per_inference:.4g}",
         f"meter: {m.meter}{' (estimated)' if m.estimated else ''} on {m.hardware}",
         f"verdict: {result.verdict}",
@@ -489,10 +489,10 @@ def _section(result: EnergyResult) -> str:
     if m.dynamic_kwh_per_1000 is not None:
         lines.append(
             "dynamic kWh per 1,000 inferences (idle power subtracted): "
-            + fmt_kwh(m.dynamic_kwh_per_1000)
+            + fmt_num(m.dynamic_kwh_per_1000)
         )
     if result.baseline is not None:
-        lines.append(f"baseline: {fmt_kwh(result.baseline_kwh_per_1000)} kWh per 1,000 inferences")
+        lines.append(f"baseline: {fmt_num(result.baseline_kwh_per_1000)} kWh per 1,000 inferences")
     if len(m.domains_j) > 1:
         lines.append(
             "energy by domain: "

@@ -110,8 +110,9 @@ def judge(
     )
 
 
-def fmt_kwh(value: float | None) -> str:
-    """kWh per 1,000 inferences with four significant figures, '-' when absent."""
+def fmt_num(value: float | None) -> str:
+    """A figure (kWh per 1,000 inferences, joules, grams) to four significant figures; '-'
+    when absent."""
     return "-" if value is None else f"{value:.4g}"
 
 
@@ -121,8 +122,8 @@ def failure_message(result: EnergyResult, *, update_hint: bool = True) -> str:
     lines: list[str] = []
     if result.over_budget:
         lines.append(
-            f"{result.nodeid} used {fmt_kwh(m.kwh_per_1000)} kWh per 1,000 inferences, over its "
-            f"budget of {fmt_kwh(result.budget_kwh)} kWh "
+            f"{result.nodeid} used {fmt_num(m.kwh_per_1000)} kWh per 1,000 inferences, over its "
+            f"budget of {fmt_num(result.budget_kwh)} kWh "
             f"(median of {len(m.windows)} window(s), {m.joules_per_inference:.4g} J/inference)."
         )
     if result.regressed and result.comparison is not None and result.baseline is not None:
@@ -133,8 +134,8 @@ def failure_message(result: EnergyResult, *, update_hint: bool = True) -> str:
             else f"Mann-Whitney U one-sided p={c.p_regressed:.2g} < alpha={c.alpha:g}"
         )
         lines.append(
-            f"{result.nodeid} regressed: {fmt_kwh(m.kwh_per_1000)} kWh per 1,000 inferences "
-            f"against a baseline of {fmt_kwh(result.baseline.kwh_per_1000)} "
+            f"{result.nodeid} regressed: {fmt_num(m.kwh_per_1000)} kWh per 1,000 inferences "
+            f"against a baseline of {fmt_num(result.baseline.kwh_per_1000)} "
             f"({c.change_pct:+.1f}%, tolerance {c.tolerance_pct:g}%; {evidence})."
         )
         if update_hint:

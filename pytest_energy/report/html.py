@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 from html import escape
 
-from ..results import EnergyResult, fmt_kwh
+from ..results import EnergyResult, fmt_num
 from . import charts as charts_mod
 from .carbon import g_co2e
 from .common import CHARTS_HINT, RunInfo, caveats, plural, severity, verdict_line
@@ -181,12 +181,12 @@ def _row(index: int, r: EnergyResult, columns: Sequence[_Column], info: RunInfo)
         "n": _cell(str(index), str(index)),
         "test": f'<td class="test mono">{escape(r.nodeid)}{note}</td>',
         "verdict": _cell(escape(verdict), str(severity(r)), css="v"),
-        "kwh": _cell(fmt_kwh(m.kwh_per_1000), _sort_value(m.kwh_per_1000)),
-        "baseline": _cell(fmt_kwh(r.baseline_kwh_per_1000), _sort_value(r.baseline_kwh_per_1000)),
+        "kwh": _cell(fmt_num(m.kwh_per_1000), _sort_value(m.kwh_per_1000)),
+        "baseline": _cell(fmt_num(r.baseline_kwh_per_1000), _sort_value(r.baseline_kwh_per_1000)),
         "change": _cell(
             "-" if r.change_pct is None else f"{r.change_pct:+.1f}%", _sort_value(r.change_pct)
         ),
-        "budget": _cell(fmt_kwh(r.budget_kwh), _sort_value(r.budget_kwh)),
+        "budget": _cell(fmt_num(r.budget_kwh), _sort_value(r.budget_kwh)),
         "j_inference": _numeric(m.joules_per_inference),
         "j_token": _numeric(m.joules_per_token),
         "j_image": _numeric(m.joules_per_image),

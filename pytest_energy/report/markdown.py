@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..results import EnergyResult, fmt_kwh
+from ..results import EnergyResult, fmt_num
 from .carbon import g_co2e
 from .common import RunInfo, caveats, plural, severity, verdict_line
 from .terminal import totals as totals_lines
@@ -28,10 +28,6 @@ def code(text: str) -> str:
     fence = "`" * (longest + 1)
     pad = " " if flat.startswith("`") or flat.endswith("`") else ""
     return f"{fence}{pad}{flat}{pad}{fence}"
-
-
-def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
 
 
 def _change(result: EnergyResult) -> str:
@@ -67,10 +63,10 @@ def problems_table(results: Sequence[EnergyResult]) -> list[str]:
     body = [
         [
             code(r.nodeid),
-            fmt_kwh(r.kwh_per_1000),
-            fmt_kwh(r.baseline_kwh_per_1000),
+            fmt_num(r.kwh_per_1000),
+            fmt_num(r.baseline_kwh_per_1000),
             _change(r),
-            fmt_kwh(r.budget_kwh),
+            fmt_num(r.budget_kwh),
             _verdict(r),
         ]
         for r in bad
@@ -96,19 +92,19 @@ def full_table(results: Sequence[EnergyResult], info: RunInfo) -> list[str]:
         row = [
             code(r.nodeid),
             str(m.inferences),
-            fmt_kwh(m.kwh_per_1000),
-            _num(m.joules_per_inference),
+            fmt_num(m.kwh_per_1000),
+            fmt_num(m.joules_per_inference),
         ]
         if with_tokens:
-            row.append(_num(m.joules_per_token))
+            row.append(fmt_num(m.joules_per_token))
         if with_images:
-            row.append(_num(m.joules_per_image))
+            row.append(fmt_num(m.joules_per_image))
         if with_carbon:
-            row.append(_num(g_co2e(m.kwh_per_1000, info.carbon_intensity_g_per_kwh)))
+            row.append(fmt_num(g_co2e(m.kwh_per_1000, info.carbon_intensity_g_per_kwh)))
         row += [
-            fmt_kwh(r.baseline_kwh_per_1000),
+            fmt_num(r.baseline_kwh_per_1000),
             _change(r),
-            fmt_kwh(r.budget_kwh),
+            fmt_num(r.budget_kwh),
             _verdict(r),
             _meter(r),
             code(m.hardware),

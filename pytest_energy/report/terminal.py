@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from ..results import EnergyResult, Verdict, fmt_kwh
+from ..results import EnergyResult, Verdict, fmt_num
 from . import carbon
 from .common import caveats
 
@@ -21,10 +21,6 @@ def _verdict(result: EnergyResult) -> str:
     return result.verdict + ("*" if result.low_confidence else "")
 
 
-def _joules(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
-
-
 def rows(results: Sequence[EnergyResult]) -> tuple[list[str], list[list[str]]]:
     """Header and cell text of the table; J/token and J/image appear only when used."""
     with_tokens = any(r.measurement.joules_per_token is not None for r in results)
@@ -38,15 +34,15 @@ def rows(results: Sequence[EnergyResult]) -> tuple[list[str], list[list[str]]]:
         row = [
             r.nodeid,
             str(m.inferences),
-            fmt_kwh(m.kwh_per_1000),
-            _joules(m.joules_per_inference),
+            fmt_num(m.kwh_per_1000),
+            fmt_num(m.joules_per_inference),
         ]
         if with_tokens:
-            row.append(_joules(m.joules_per_token))
+            row.append(fmt_num(m.joules_per_token))
         if with_images:
-            row.append(_joules(m.joules_per_image))
+            row.append(fmt_num(m.joules_per_image))
         meter = m.meter + (" (estimated)" if m.estimated else "")
-        row += [fmt_kwh(r.baseline_kwh_per_1000), _change(r), _verdict(r), meter]
+        row += [fmt_num(r.baseline_kwh_per_1000), _change(r), _verdict(r), meter]
         body.append(row)
     return header, body
 
