@@ -1,32 +1,99 @@
-"""The regression decision: this run's windows against the baseline's windows.
+"""The regression decision: this run's windows against the baseline's windows and runs.
 
-Pure functions over numbers. The rule, in words:
+Pure functions over numbers. There are four rules; :attr:`Comparison.rule` names the one
+that decided.
 
-* ``ratio`` is the median of this run's samples over the median of the baseline's samples.
-* With enough windows on both sides for a one-sided Mann-Whitney U test to reach the
-  significance level ``alpha`` at all, a regression needs *both* a ratio above
-  ``1 + tolerance`` *and* the test to agree (``p < alpha``). Improvements mirror this.
-* With too few windows the median ratio alone decides, against a tolerance of at least
-  :data:`LOW_CONFIDENCE_MIN_TOLERANCE_PCT`, and the comparison is marked low-confidence so
-  reports can say so.
+``"u-test"`` (no run history, no prior: the rule before baseline schema 2)
+    ``ratio`` is the median of this run's samples over the median of the baseline's samples.
+    With enough windows on both sides for a one-sided Mann-Whitney U test to reach the
+    significance level ``alpha`` at all, a regression needs *both* a ratio above
+    ``1 + tolerance`` *and* the test to agree (``p < alpha``). Improvements mirror this.
+    With too few windows the median ratio alone decides, against a tolerance of at least
+    :data:`LOW_CONFIDENCE_MIN_TOLERANCE_PCT`, and the comparison is marked low-confidence.
+
+``"prediction"`` (a run-spread prior is given, or the history has 3 or more runs)
+    A regression needs all three of
+
+    1. the median ratio above ``1 + tolerance`` (medians of the windows that are not
+       outliers, see :func:`outliers`);
+    2. within-run evidence: the U test over the windows that are not outliers gives
+       ``p < alpha`` (or, with too few windows for the test to reach ``alpha``, the
+       low-confidence tolerance floor above);
+    3. this run's median above the one-sided upper *prediction bound for a new run* at level
+       ``alpha``, built from the baseline's run medians (see :func:`prediction_bounds`).
+
+    ``improved`` mirrors all three.
+
+``"deterministic"`` (meters whose figures depend only on the work)
+    The median ratio against the tolerance, nothing else: no significance test, no bound,
+    no low-confidence floor.
+
+``"paired"`` (:func:`compare_paired`, ``energy.compare`` measured A B B A ...)
+    A one-sided Wilcoxon signed-rank test on the log ratios of adjacent A/B windows, and
+    the median of those log ratios against the tolerance.
 
 The U test's p-value is exact (a dynamic programme over the pooled ranks, ties included)
 for up to :data:`EXACT_MAX_N` pooled windows, and uses the tie-corrected normal
-approximation beyond that.
+approximation beyond that. The exact null distribution depends only on the multiset of
+ranks and the group size, so it is computed once per such pair and cached.
+
+All spreads are relative (a fraction of the median, reported in percent) and all run-level
+arithmetic is on the log scale, where a multiplicative run offset is additive.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from enum import Enum
+from functools import lru_cache
+from statistics import NormalDist
+from types import MappingProxyType
 
 EXACT_MAX_N = 40
 #: With too few windows for the U test, the median ratio alone decides, and one noisy
 #: window moves it a lot: at 2% noise a single window against a single window exceeds a 3%
 #: tolerance 15% of the time with no change. Such verdicts use at least this tolerance.
 LOW_CONFIDENCE_MIN_TOLERANCE_PCT = 10.0
+
+#: 1 / Phi^-1(3/4): turns a median absolute deviation into a standard deviation for normal
+#: data.
+MAD_TO_SD = 1.4826
+#: A window is an outlier when it lies more than this many robust standard deviations from
+#: its run's median: ``|x - median| > OUTLIER_THRESHOLD * max(1.4826 * MAD,
+#: OUTLIER_FLOOR_PCT / 100 * median)``. 3.5 is Iglewicz and Hoaglin's cut-off for the
+#: modified z-score (1993).
+OUTLIER_THRESHOLD = 3.5
+#: Floor of the robust spread used by :func:`outliers`, in percent of the median, so that a
+#: run whose windows happen to agree to 0.1% does not flag a window 1% away.
+OUTLIER_FLOOR_PCT = 1.0
+#: Fewest windows in which :func:`outliers` flags anything (with two, neither is "far").
+MIN_OUTLIER_WINDOWS = 3
+
+#: Prior run-to-run spread of a test's run median, in percent, per meter kind (used until
+#: the history has :data:`MIN_HISTORY_RUNS` runs, and pooled with it after). See
+#: docs/performance.md, "The rule across runs", for the reasons.
+DEFAULT_RUN_SPREAD_PCT: Mapping[str, float] = MappingProxyType({"measured": 2.0, "estimated": 5.0})
+#: Runs of history from which the run-to-run spread is estimated rather than taken from the
+#: prior.
+MIN_HISTORY_RUNS = 3
+#: Weight of the prior spread when it is pooled with the history's, in degrees of freedom
+#: (a history of k runs brings k - 1).
+PRIOR_DEGREES_OF_FREEDOM = 4
+
+#: ``--energy-rounds=auto``: fewest windows before :func:`settled` may stop.
+MIN_ADAPTIVE_ROUNDS = 5
+#: ``--energy-max-rounds`` default.
+DEFAULT_MAX_ROUNDS = 20
+#: Windows taken by a test with no baseline yet, so that the baseline it records is good.
+NEW_TEST_ROUNDS = 10
+#: :func:`settled` stops when the median is this many standard errors clear of every
+#: threshold (about 1 in 740 one-sided under normal noise).
+SETTLE_Z = 3.0
+
+#: Asymptotic variance of a sample median over that of a mean, for normal data.
+_MEDIAN_EFFICIENCY = math.pi / 2.0
 
 
 class Status(str, Enum):
@@ -42,7 +109,7 @@ class Status(str, Enum):
 
 @dataclass(frozen=True)
 class Comparison:
-    """The outcome of :func:`compare`."""
+    """The outcome of :func:`compare` or :func:`compare_paired`."""
 
     status: Status
     ratio: float
@@ -54,11 +121,55 @@ class Comparison:
     alpha: float
     n_current: int
     n_baseline: int
+    rule: str = "u-test"
+    """Which rule decided: "u-test", "prediction", "deterministic" or "paired"."""
+    run_spread_pct: float | None = None
+    """Run-to-run spread of the run level the prediction bound used, in percent."""
+    spread_runs: int = 0
+    """Runs of history that spread was estimated from; 0 when it is the prior alone."""
+    prior_pooled: bool = False
+    """Whether a history estimate of the spread was pooled with the prior."""
+    bound_ratio: float | None = None
+    """The prediction bound over the baseline median, for the direction of the change: the
+    upper bound when this run's median is at or above the baseline's, else the lower."""
+    outliers_current: tuple[int, ...] = ()
+    """Indices of this run's windows flagged by :func:`outliers`."""
+    outliers_baseline: tuple[int, ...] = ()
+    improved_beyond_bound: bool = False
+    """Improved beyond the prediction bound (or, by the rules without one, improved): the
+    new level is worth recording."""
 
     @property
     def change_pct(self) -> float:
         """Change of the median in percent, positive when this run costs more."""
         return (self.ratio - 1.0) * 100.0
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One recorded run of a test, as stored in the baseline's ``runs`` array."""
+
+    kwh_per_1000: float
+    """The run's median, kWh per 1,000 inferences."""
+    windows: int
+    spread_pct: float
+    """Robust within-run spread, percent: ``1.4826 * MAD / median * 100`` (0 with fewer than
+    two windows or a median that is not positive and finite)."""
+    date: str
+    """UTC date ``YYYY-MM-DD``; "" when unknown (runs migrated from schema 1)."""
+
+    @classmethod
+    def of(cls, samples: Sequence[float], date: str) -> RunSummary:
+        """Summarise one run's windows (kWh/1000 each)."""
+        return cls(
+            kwh_per_1000=median(samples),
+            windows=len(samples),
+            spread_pct=robust_spread(samples) * 100.0,
+            date=date,
+        )
+
+
+# -- basic statistics -------------------------------------------------------------------
 
 
 def median(samples: Iterable[float]) -> float:
@@ -84,6 +195,60 @@ def coefficient_of_variation(samples: Sequence[float]) -> float:
     return math.sqrt(variance) / mean
 
 
+def robust_spread(samples: Sequence[float]) -> float:
+    """``1.4826 * MAD / median``: a relative spread that outliers barely move.
+
+    0.0 for fewer than two samples, or when the median is not positive and finite, or the
+    MAD is not finite.
+    """
+    if len(samples) < 2:
+        return 0.0
+    mid = median(samples)
+    if not (mid > 0 and math.isfinite(mid)):
+        return 0.0
+    mad = median(abs(x - mid) for x in samples)
+    if not math.isfinite(mad):
+        return 0.0
+    return MAD_TO_SD * mad / mid
+
+
+def outliers(samples: Sequence[float]) -> tuple[int, ...]:
+    """Indices of the windows far from their run's median.
+
+    A window is flagged when ``|x - median| > OUTLIER_THRESHOLD * scale``, where ``scale``
+    is ``max(1.4826 * MAD, OUTLIER_FLOOR_PCT / 100 * |median|)``. Nothing is flagged in
+    fewer than :data:`MIN_OUTLIER_WINDOWS` windows, or when the median or the MAD is not
+    finite. Since a flagged window lies beyond the MAD, fewer than half of the windows
+    (at most half, for an even count) can be flagged.
+    """
+    if len(samples) < MIN_OUTLIER_WINDOWS:
+        return ()
+    mid = median(samples)
+    if not math.isfinite(mid):
+        return ()
+    deviations = [abs(x - mid) for x in samples]
+    mad = median(deviations)
+    if not math.isfinite(mad):
+        return ()
+    scale = max(MAD_TO_SD * mad, OUTLIER_FLOOR_PCT / 100.0 * abs(mid))
+    limit = OUTLIER_THRESHOLD * scale
+    return tuple(i for i, d in enumerate(deviations) if d > limit)
+
+
+def _without(samples: Sequence[float], flagged: tuple[int, ...]) -> list[float]:
+    drop = set(flagged)
+    return [x for i, x in enumerate(samples) if i not in drop]
+
+
+def _ratio(current_median: float, baseline_median: float) -> float:
+    """``current / baseline`` with the edge cases defined: never NaN."""
+    if baseline_median > 0 and math.isfinite(baseline_median):
+        return current_median / baseline_median
+    if baseline_median == math.inf:
+        return 1.0 if current_median == math.inf else 0.0
+    return 1.0 if current_median == baseline_median else math.inf
+
+
 def can_reach(alpha: float, n_current: int, n_baseline: int) -> bool:
     """Whether a one-sided U test on these sample sizes can give ``p < alpha`` at all."""
     if n_current < 1 or n_baseline < 1:
@@ -107,10 +272,12 @@ def _ranks(values: Sequence[float]) -> list[float]:
     return ranks
 
 
-def _exact_upper_tail(doubled_ranks: Sequence[int], n_pick: int, observed: int) -> float:
-    """P(sum of ``n_pick`` ranks drawn without replacement >= ``observed``), exactly.
+@lru_cache(maxsize=256)
+def _subset_sum_tail(doubled_ranks: tuple[int, ...], n_pick: int) -> tuple[list[int], list[int]]:
+    """Null distribution of the sum of ``n_pick`` of ``doubled_ranks`` (a sorted multiset).
 
-    Ranks are doubled so that tied (half-integer) ranks stay integers.
+    Returns the distinct sums in increasing order and, for each, the number of subsets whose
+    sum is at least that large (an upper-tail count).
     """
     # ways[k] maps a rank sum to the number of k-subsets reaching it.
     ways: list[dict[int, int]] = [dict() for _ in range(n_pick + 1)]
@@ -123,9 +290,30 @@ def _exact_upper_tail(doubled_ranks: Sequence[int], n_pick: int, observed: int) 
             target = ways[k]
             for total, count in source.items():
                 target[total + rank] = target.get(total + rank, 0) + count
+    sums = sorted(ways[n_pick])
+    tail = [0] * len(sums)
+    running = 0
+    for i in range(len(sums) - 1, -1, -1):
+        running += ways[n_pick][sums[i]]
+        tail[i] = running
+    return sums, tail
+
+
+def _exact_upper_tail(doubled_ranks: Sequence[int], n_pick: int, observed: int) -> float:
+    """P(sum of ``n_pick`` ranks drawn without replacement >= ``observed``), exactly.
+
+    Ranks are doubled so that tied (half-integer) ranks stay integers.
+    """
+    sums, tail = _subset_sum_tail(tuple(sorted(doubled_ranks)), n_pick)
     total_ways = math.comb(len(doubled_ranks), n_pick)
-    hits = sum(count for total, count in ways[n_pick].items() if total >= observed)
-    return hits / total_ways
+    lo, hi = 0, len(sums)
+    while lo < hi:  # first sum >= observed
+        mid = (lo + hi) // 2
+        if sums[mid] < observed:
+            lo = mid + 1
+        else:
+            hi = mid
+    return (tail[lo] if lo < len(sums) else 0) / total_ways
 
 
 def mann_whitney_greater(current: Sequence[float], baseline: Sequence[float]) -> float:
@@ -154,24 +342,262 @@ def mann_whitney_greater(current: Sequence[float], baseline: Sequence[float]) ->
     return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
+# -- quantiles --------------------------------------------------------------------------
+
+
+def normal_quantile(p: float) -> float:
+    """Standard normal quantile, ``Phi^-1(p)`` for ``0 < p < 1``."""
+    return NormalDist().inv_cdf(p)
+
+
+def student_t_cdf(t: float, df: int) -> float:
+    """CDF of Student's t with integer ``df >= 1`` (Abramowitz and Stegun 26.7.3-4)."""
+    if df < 1:
+        raise ValueError("student_t_cdf needs df >= 1")
+    if math.isinf(t):
+        return 1.0 if t > 0 else 0.0
+    theta = math.atan(abs(t) / math.sqrt(df))
+    c2 = math.cos(theta) ** 2
+    s = math.sin(theta)
+    if df % 2:  # odd
+        term, series = 1.0, 1.0 if df > 1 else 0.0
+        for k in range(1, (df - 1) // 2):
+            term *= c2 * (2 * k) / (2 * k + 1)
+            series += term
+        central = 2.0 / math.pi * (theta + s * math.cos(theta) * series)
+    else:
+        term, series = 1.0, 1.0
+        for k in range(1, df // 2):
+            term *= c2 * (2 * k - 1) / (2 * k)
+            series += term
+        central = s * series
+    central = min(max(central, 0.0), 1.0)
+    return 0.5 + 0.5 * central if t >= 0 else 0.5 - 0.5 * central
+
+
+def student_t_quantile(p: float, df: int) -> float:
+    """Quantile of Student's t with integer ``df``, by bisection on :func:`student_t_cdf`."""
+    if not 0.0 < p < 1.0:
+        raise ValueError("quantile needs 0 < p < 1")
+    if p < 0.5:
+        return -student_t_quantile(1.0 - p, df)
+    lo, hi = 0.0, 1.0
+    while student_t_cdf(hi, df) < p:
+        hi *= 2.0
+    for _ in range(100):
+        mid = (lo + hi) / 2.0
+        if student_t_cdf(mid, df) < p:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2.0
+
+
+# -- the prediction bound -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """One-sided prediction bounds for the median of a new run, in kWh/1000."""
+
+    lower: float
+    upper: float
+    reference: float
+    """The geometric mean of the history's run medians (or the baseline median)."""
+    run_spread_pct: float
+    """Run-to-run spread of the run level used (percent), beyond within-run noise."""
+    spread_runs: int
+    """Runs it was estimated from; 0 for the prior alone."""
+    prior_pooled: bool
+    """A history estimate pooled with the prior."""
+
+
+def _usable(history: Sequence[RunSummary]) -> list[RunSummary]:
+    return [r for r in history if r.kwh_per_1000 > 0 and math.isfinite(r.kwh_per_1000)]
+
+
+def _median_variance(within: float, windows: int) -> float:
+    """Variance of the log of a run's median of ``windows`` windows with relative spread
+    ``within`` (normal approximation)."""
+    return _MEDIAN_EFFICIENCY * within * within / max(windows, 1)
+
+
+def prediction_bounds(
+    *,
+    baseline_median: float,
+    history: Sequence[RunSummary],
+    run_spread_pct: float | None,
+    within_spread: float,
+    n_current: int,
+    alpha: float,
+) -> Bounds | None:
+    """The one-sided prediction bounds, each at level ``alpha``, for a new run's median.
+
+    On the log scale, with ``k`` usable history runs (positive, finite medians ``m_i``),
+    reference ``r = mean(log m_i)`` (``log baseline_median`` when the history is empty):
+
+    * the run-level spread ``s``: with ``k >= MIN_HISTORY_RUNS``, the sample variance of
+      ``log m_i`` less the part that within-run noise explains (``pi/2 * w^2 / n_i`` per run,
+      ``w`` the run's robust spread), at least 0; pooled with the prior, when there is one,
+      as ``(d0 * prior^2 + (k-1) * s_hist^2) / (d0 + k - 1)`` with ``d0 =``
+      :data:`PRIOR_DEGREES_OF_FREEDOM`. With fewer runs, ``s`` is the prior.
+    * ``var = (s^2 + pi/2 * w^2 / n_current) + (s^2 + mean_i(pi/2 * w_i^2 / n_i)) / k``:
+      a new run's median varies by the run spread and its own median's noise, and the
+      reference is a mean of ``k`` such medians.
+    * ``q`` is the ``1 - alpha`` quantile of Student's t with the degrees of freedom of
+      ``s`` (``k - 1``, plus ``d0`` when pooled), or of the normal for the prior alone.
+    * bounds ``exp(r -+ q * sqrt(var))``.
+
+    None when there is nothing to build it from: no usable history with no prior, fewer
+    than :data:`MIN_HISTORY_RUNS` runs with no prior, or no positive finite reference.
+    """
+    runs = _usable(history)
+    k = len(runs)
+    if run_spread_pct is None and k < MIN_HISTORY_RUNS:
+        return None
+    if k:
+        logs = [math.log(r.kwh_per_1000) for r in runs]
+        reference = math.fsum(logs) / k
+        hist_noise = [
+            _median_variance(r.spread_pct / 100.0 if r.windows >= 2 else within_spread, r.windows)
+            for r in runs
+        ]
+    elif baseline_median > 0 and math.isfinite(baseline_median):
+        k = 1
+        reference = math.log(baseline_median)
+        hist_noise = [_median_variance(within_spread, max(n_current, 1))]
+    else:
+        return None
+    mean_hist_noise = math.fsum(hist_noise) / len(hist_noise)
+    prior = None if run_spread_pct is None else max(run_spread_pct, 0.0) / 100.0
+    if k >= MIN_HISTORY_RUNS and runs:
+        mean_log = reference
+        sample_var = math.fsum((x - mean_log) ** 2 for x in logs) / (k - 1)
+        offset_var = max(sample_var - mean_hist_noise, 0.0)
+        if prior is None:
+            spread_var, df = offset_var, k - 1
+        else:
+            df = PRIOR_DEGREES_OF_FREEDOM + k - 1
+            spread_var = (PRIOR_DEGREES_OF_FREEDOM * prior * prior + (k - 1) * offset_var) / df
+        spread_runs = k
+        q = student_t_quantile(1.0 - alpha, df)
+    else:
+        assert prior is not None
+        spread_var = prior * prior
+        spread_runs = 0
+        q = normal_quantile(1.0 - alpha)
+    variance = (spread_var + _median_variance(within_spread, n_current)) + (
+        spread_var + mean_hist_noise
+    ) / k
+    half = q * math.sqrt(variance)
+    return Bounds(
+        lower=math.exp(reference - half),
+        upper=math.exp(reference + half),
+        reference=math.exp(reference),
+        run_spread_pct=math.sqrt(spread_var) * 100.0,
+        spread_runs=spread_runs,
+        prior_pooled=spread_runs > 0 and prior is not None,
+    )
+
+
+def _within_spread(current: Sequence[float], baseline: Sequence[float]) -> float:
+    """Relative within-run spread: RMS of the robust spreads of the sides with 2+ windows."""
+    parts = [robust_spread(side) for side in (current, baseline) if len(side) >= 2]
+    if not parts:
+        return 0.0
+    return math.sqrt(math.fsum(p * p for p in parts) / len(parts))
+
+
+# -- compare ----------------------------------------------------------------------------
+
+
+def _check(current: Sequence[float], baseline: Sequence[float]) -> None:
+    if not current or not baseline:
+        raise ValueError("compare() needs at least one sample on each side")
+    if any(math.isnan(x) for x in current) or any(math.isnan(x) for x in baseline):
+        raise ValueError("compare() got a NaN sample")
+
+
 def compare(
     current: Sequence[float],
     baseline: Sequence[float],
     *,
     tolerance_pct: float,
     alpha: float,
+    history: Sequence[RunSummary] = (),
+    run_spread_pct: float | None = None,
+    deterministic: bool = False,
 ) -> Comparison:
-    """Decide whether ``current`` regressed against ``baseline`` (both in kWh/1000)."""
-    if not current or not baseline:
-        raise ValueError("compare() needs at least one sample on each side")
-    cur_median = median(current)
-    base_median = median(baseline)
-    if base_median > 0:
-        ratio = cur_median / base_median
-    elif cur_median == 0:
-        ratio = 1.0
-    else:
-        ratio = math.inf
+    """Decide whether ``current`` regressed against ``baseline`` (both in kWh/1000).
+
+    ``history`` holds the baseline's recorded runs, newest last, the run whose windows are
+    ``baseline`` included. ``run_spread_pct`` is the prior run-to-run spread. With neither
+    (and ``deterministic`` false) the verdict is exactly the ``"u-test"`` rule's; see the
+    module docstring for all rules.
+    """
+    _check(current, baseline)
+    out_current, out_baseline = outliers(current), outliers(baseline)
+    if deterministic:
+        return _deterministic(current, baseline, tolerance_pct, alpha, out_current, out_baseline)
+    bounds_possible = run_spread_pct is not None or len(_usable(history)) >= MIN_HISTORY_RUNS
+    if not bounds_possible:
+        c = _u_test(current, baseline, tolerance_pct, alpha)
+        return _with(
+            c,
+            outliers_current=out_current,
+            outliers_baseline=out_baseline,
+            improved_beyond_bound=c.status is Status.IMPROVED,
+        )
+    clean_current = _without(current, out_current)
+    clean_baseline = _without(baseline, out_baseline)
+    c = _u_test(clean_current, clean_baseline, tolerance_pct, alpha)
+    cur_median, base_median = median(clean_current), median(clean_baseline)
+    bounds = prediction_bounds(
+        baseline_median=base_median,
+        history=history,
+        run_spread_pct=run_spread_pct,
+        within_spread=_within_spread(clean_current, clean_baseline),
+        n_current=len(clean_current),
+        alpha=alpha,
+    )
+    status = c.status
+    bound_ratio = None
+    rule = "u-test"
+    if bounds is not None:
+        rule = "prediction"
+        if status is Status.REGRESSED and not cur_median > bounds.upper:
+            status = Status.OK
+        if status is Status.IMPROVED and not cur_median < bounds.lower:
+            status = Status.OK
+        edge = bounds.upper if cur_median >= base_median else bounds.lower
+        bound_ratio = _ratio(edge, base_median)
+        if not math.isfinite(bound_ratio):
+            bound_ratio = None
+    return _with(
+        c,
+        status=status,
+        rule=rule,
+        run_spread_pct=None if bounds is None else bounds.run_spread_pct,
+        spread_runs=0 if bounds is None else bounds.spread_runs,
+        prior_pooled=bounds is not None and bounds.prior_pooled,
+        bound_ratio=bound_ratio,
+        outliers_current=out_current,
+        outliers_baseline=out_baseline,
+        improved_beyond_bound=status is Status.IMPROVED,
+        n_current=len(current),
+        n_baseline=len(baseline),
+    )
+
+
+def _with(c: Comparison, **changes: object) -> Comparison:
+    return replace(c, **changes)  # type: ignore[arg-type]
+
+
+def _u_test(
+    current: Sequence[float], baseline: Sequence[float], tolerance_pct: float, alpha: float
+) -> Comparison:
+    """The ``"u-test"`` rule: the median ratio and the one-sided U tests."""
+    ratio = _ratio(median(current), median(baseline))
     low_confidence = not can_reach(alpha, len(current), len(baseline))
     if low_confidence:
         tolerance_pct = max(tolerance_pct, LOW_CONFIDENCE_MIN_TOLERANCE_PCT)
@@ -194,3 +620,293 @@ def compare(
         n_current=len(current),
         n_baseline=len(baseline),
     )
+
+
+def _deterministic(
+    current: Sequence[float],
+    baseline: Sequence[float],
+    tolerance_pct: float,
+    alpha: float,
+    out_current: tuple[int, ...],
+    out_baseline: tuple[int, ...],
+) -> Comparison:
+    """The ``"deterministic"`` rule: the median ratio against the tolerance alone."""
+    ratio = _ratio(median(current), median(baseline))
+    limit = tolerance_pct / 100.0
+    status = Status.OK
+    if ratio > 1.0 + limit:
+        status = Status.REGRESSED
+    elif ratio < 1.0 - limit:
+        status = Status.IMPROVED
+    return Comparison(
+        status=status,
+        ratio=ratio,
+        p_regressed=1.0,
+        p_improved=1.0,
+        low_confidence=False,
+        tolerance_pct=tolerance_pct,
+        alpha=alpha,
+        n_current=len(current),
+        n_baseline=len(baseline),
+        rule="deterministic",
+        outliers_current=out_current,
+        outliers_baseline=out_baseline,
+        improved_beyond_bound=status is Status.IMPROVED,
+    )
+
+
+# -- adaptive rounds --------------------------------------------------------------------
+
+
+def settled(
+    current: Sequence[float],
+    baseline: Sequence[float],
+    *,
+    tolerance_pct: float,
+    alpha: float,
+    history: Sequence[RunSummary] = (),
+    run_spread_pct: float | None = None,
+    max_rounds: int = DEFAULT_MAX_ROUNDS,
+) -> bool:
+    """Whether ``--energy-rounds=auto`` may stop taking windows now.
+
+    The sequential rule, checked after each window:
+
+    * with no baseline, stop at :data:`NEW_TEST_ROUNDS` windows (or ``max_rounds``);
+    * never before :data:`MIN_ADAPTIVE_ROUNDS` windows, always at ``max_rounds``;
+    * otherwise let ``m`` be the median ratio (windows that are not outliers), ``se`` its
+      standard error, ``sqrt(pi/2) * w / sqrt(n)`` on the log scale, with ``w`` the larger
+      robust spread of the two sides, and ``Z =`` :data:`SETTLE_Z`.
+
+      - *decided "ok"*: ``m`` is ``Z * se`` inside both thresholds it would have at
+        ``max_rounds`` windows, the tightest they can get: ``1 +- tolerance`` and the
+        prediction bounds (when the rule has them) computed for ``max_rounds`` windows.
+      - *decided "regressed"* (or "improved"): :func:`compare` says so now, and ``m`` is
+        ``Z * se`` beyond ``1 + tolerance`` (the low-confidence tolerance where that
+        applies) and beyond the prediction bound at this window count.
+
+    More windows can still flip a verdict that is decided in this sense, but only by a
+    ``Z``-standard-error move of the median.
+    """
+    n = len(current)
+    if n >= max_rounds:
+        return True
+    if not baseline:
+        return n >= min(NEW_TEST_ROUNDS, max_rounds)
+    if n < MIN_ADAPTIVE_ROUNDS:
+        return False
+    c = compare(
+        current,
+        baseline,
+        tolerance_pct=tolerance_pct,
+        alpha=alpha,
+        history=history,
+        run_spread_pct=run_spread_pct,
+    )
+    clean_current = _without(current, c.outliers_current)
+    clean_baseline = _without(baseline, c.outliers_baseline)
+    cur_median, base_median = median(clean_current), median(clean_baseline)
+    if not (cur_median > 0 and math.isfinite(cur_median)):
+        return c.status is not Status.OK
+    if not (base_median > 0 and math.isfinite(base_median)):
+        return c.status is not Status.OK
+    spread = max(robust_spread(clean_current), robust_spread(clean_baseline))
+    margin = SETTLE_Z * math.sqrt(_MEDIAN_EFFICIENCY) * spread / math.sqrt(len(clean_current))
+    log_ratio = math.log(cur_median / base_median)
+    within = _within_spread(clean_current, clean_baseline)
+
+    def bounds_at(windows: int) -> Bounds | None:
+        return prediction_bounds(
+            baseline_median=base_median,
+            history=history,
+            run_spread_pct=run_spread_pct,
+            within_spread=within,
+            n_current=windows,
+            alpha=alpha,
+        )
+
+    if c.status is Status.OK:
+        limit = tolerance_pct / 100.0
+        upper = math.log1p(limit)
+        lower = math.log1p(-limit) if limit < 1.0 else -math.inf
+        final = bounds_at(max_rounds)
+        if final is not None:
+            upper = max(upper, math.log(final.upper / base_median))
+            lower = min(lower, math.log(final.lower / base_median))
+        return lower + margin < log_ratio < upper - margin
+    limit = c.tolerance_pct / 100.0
+    now = bounds_at(len(clean_current)) if c.rule == "prediction" else None
+    if c.status is Status.REGRESSED:
+        edge = math.log1p(limit)
+        if now is not None:
+            edge = max(edge, math.log(now.upper / base_median))
+        return log_ratio - margin > edge
+    edge = math.log1p(-limit) if limit < 1.0 else -math.inf
+    if now is not None:
+        edge = min(edge, math.log(now.lower / base_median))
+    return log_ratio + margin < edge
+
+
+# -- paired (A B B A) comparison ----------------------------------------------------------
+
+
+@lru_cache(maxsize=128)
+def _signed_rank_tail(doubled_ranks: tuple[int, ...]) -> tuple[list[int], list[int]]:
+    """Null distribution of the signed-rank statistic W+ (sum of the ranks given a + sign,
+    each sign a fair coin): distinct sums and upper-tail counts."""
+    ways: dict[int, int] = {0: 1}
+    for rank in doubled_ranks:
+        nxt: dict[int, int] = dict(ways)
+        for total, count in ways.items():
+            nxt[total + rank] = nxt.get(total + rank, 0) + count
+        ways = nxt
+    sums = sorted(ways)
+    tail = [0] * len(sums)
+    running = 0
+    for i in range(len(sums) - 1, -1, -1):
+        running += ways[sums[i]]
+        tail[i] = running
+    return sums, tail
+
+
+def signed_rank_greater(differences: Sequence[float]) -> float:
+    """One-sided p-value of the Wilcoxon signed-rank test for "the differences tend to be
+    positive". Zero differences are dropped; ties share average ranks. Exact (by a dynamic
+    programme) for up to :data:`EXACT_MAX_N` non-zero differences, normal approximation with
+    tie and continuity correction beyond. 1.0 when no difference is non-zero."""
+    nonzero = [d for d in differences if d != 0]
+    n = len(nonzero)
+    if n == 0:
+        return 1.0
+    ranks = _ranks([abs(d) for d in nonzero])
+    doubled = [round(2 * r) for r in ranks]
+    observed = sum(r for r, d in zip(doubled, nonzero, strict=True) if d > 0)
+    if n <= EXACT_MAX_N:
+        sums, tail = _signed_rank_tail(tuple(sorted(doubled)))
+        lo, hi = 0, len(sums)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if sums[mid] < observed:
+                lo = mid + 1
+            else:
+                hi = mid
+        return (tail[lo] if lo < len(sums) else 0) / 2.0**n
+    w = observed / 2.0
+    mean_w = n * (n + 1) / 4.0
+    tie_counts: dict[float, int] = {}
+    for r in ranks:
+        tie_counts[r] = tie_counts.get(r, 0) + 1
+    var_w = n * (n + 1) * (2 * n + 1) / 24.0 - sum(t**3 - t for t in tie_counts.values()) / 48.0
+    if var_w <= 0:
+        return 1.0 if w <= mean_w else 0.0
+    z = (w - mean_w - 0.5) / math.sqrt(var_w)
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+def _log_ratio(b: float, a: float) -> float:
+    """log(b / a), defined for zeros and infinities: never NaN."""
+    if a == b:
+        return 0.0
+    if a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b):
+        return math.log(b / a)
+    return math.inf if b > a else -math.inf
+
+
+def compare_paired(
+    current: Sequence[float],
+    candidate: Sequence[float],
+    *,
+    tolerance_pct: float,
+    alpha: float,
+) -> Comparison:
+    """Compare ``candidate`` with ``current`` measured in one run, A B B A ...
+
+    Window ``i`` of ``current`` and window ``i`` of ``candidate`` form a pair (they were
+    measured next to each other); extra windows on one side are ignored. Pairs with a window
+    flagged by :func:`outliers` on its side are dropped (when at least one pair stays). The
+    verdict ("regressed" means the candidate costs more):
+
+    * ``ratio = exp(median of log(candidate_i / current_i))``;
+    * regressed when ``ratio > 1 + tolerance`` and the one-sided signed-rank test on the log
+      ratios gives ``p < alpha``; improved mirrors;
+    * with too few pairs for the test to reach ``alpha`` (``2**-n >= alpha``), the ratio
+      alone decides against at least :data:`LOW_CONFIDENCE_MIN_TOLERANCE_PCT`.
+
+    ``n_current`` and ``n_baseline`` are the pairs used; the candidate plays "current" and
+    ``current`` plays "baseline" in the fields.
+    """
+    _check(current, candidate)
+    out_a, out_b = outliers(current), outliers(candidate)
+    n = min(len(current), len(candidate))
+    dropped = {i for i in (*out_a, *out_b) if i < n}
+    keep = [i for i in range(n) if i not in dropped] or list(range(n))
+    logs = [_log_ratio(candidate[i], current[i]) for i in keep]
+    mid = median(logs)
+    ratio = math.exp(mid) if math.isfinite(mid) else (math.inf if mid > 0 else 0.0)
+    low_confidence = not 2.0 ** -len(logs) < alpha
+    if low_confidence:
+        tolerance_pct = max(tolerance_pct, LOW_CONFIDENCE_MIN_TOLERANCE_PCT)
+    p_regressed = signed_rank_greater(logs)
+    p_improved = signed_rank_greater([-x for x in logs])
+    limit = tolerance_pct / 100.0
+    status = Status.OK
+    if ratio > 1.0 + limit and (low_confidence or p_regressed < alpha):
+        status = Status.REGRESSED
+    elif ratio < 1.0 - limit and (low_confidence or p_improved < alpha):
+        status = Status.IMPROVED
+    return Comparison(
+        status=status,
+        ratio=ratio,
+        p_regressed=p_regressed,
+        p_improved=p_improved,
+        low_confidence=low_confidence,
+        tolerance_pct=tolerance_pct,
+        alpha=alpha,
+        n_current=len(logs),
+        n_baseline=len(logs),
+        rule="paired",
+        outliers_current=out_b,
+        outliers_baseline=out_a,
+        improved_beyond_bound=status is Status.IMPROVED,
+    )
+
+
+# -- text -------------------------------------------------------------------------------
+
+
+def describe(c: Comparison) -> str:
+    """One line of evidence for a failure message: the rule, the change, the test, the
+    spread used and where it came from, and the outliers set aside."""
+    parts = [f"median {c.change_pct:+.1f}% (tolerance {c.tolerance_pct:g}%)"]
+    if c.rule == "deterministic":
+        parts.append("deterministic meter: no significance test")
+    elif c.rule == "paired":
+        p = c.p_regressed if c.ratio >= 1.0 else c.p_improved
+        parts.append(f"signed-rank p={p:.2g} over {c.n_current} A/B pairs (alpha {c.alpha:g})")
+    else:
+        p = c.p_regressed if c.ratio >= 1.0 else c.p_improved
+        test = (
+            "too few windows for the U test"
+            if c.low_confidence
+            else f"U test p={p:.2g} (alpha {c.alpha:g})"
+        )
+        parts.append(f"{test}, {c.n_current} vs {c.n_baseline} windows")
+    if c.rule == "prediction" and c.run_spread_pct is not None:
+        if c.spread_runs == 0:
+            source = "the prior (fewer than 3 baseline runs)"
+        elif c.prior_pooled:
+            source = f"{c.spread_runs} baseline runs pooled with the prior"
+        else:
+            source = f"{c.spread_runs} baseline runs"
+        bound = ""
+        if c.bound_ratio is not None:
+            side = "upper" if c.ratio >= 1.0 else "lower"
+            bound = f"{side} prediction bound {(c.bound_ratio - 1.0) * 100.0:+.1f}%, "
+        parts.append(f"{bound}run-to-run spread {c.run_spread_pct:.2g}% from {source}")
+    n_out = len(c.outliers_current) + len(c.outliers_baseline)
+    if n_out:
+        parts.append(
+            f"outlier windows set aside: {len(c.outliers_current)} of this run, "
+            f"{len(c.outliers_baseline)} of the baseline"
+        )
+    return "; ".join(parts)
