@@ -35,17 +35,13 @@ def _number(name: str, value: object) -> float:
     return number
 
 
-def energy_budget(
-    kwh: object = None, *, inferences: object = 1, tolerance: object = None
-) -> EnergyBudget:
+def energy_budget(kwh: object, *, inferences: object = 1, tolerance: object = None) -> EnergyBudget:
     """Limit a test's energy to ``kwh`` kWh per 1,000 inferences.
 
     Without the ``energy`` fixture the test's call phase is metered as one window of
     ``inferences`` inferences; with it, the fixture's windows are judged. ``tolerance`` (a
     number of percent, or a string such as ``"5%"``) overrides --energy-tolerance here.
     """
-    if kwh is None:
-        raise ConfigError("kwh is required, e.g. energy_budget(kwh=0.05)")
     kwh_value = _number("kwh", kwh)
     if kwh_value <= 0:
         raise ConfigError(f"kwh must be positive, got {kwh!r}")
@@ -76,4 +72,6 @@ def from_marker(args: Sequence[object], kwargs: Mapping[str, object]) -> EnergyB
         if "kwh" in values:
             raise ConfigError("kwh given both positionally and by name")
         values["kwh"] = args[0]
+    if values.get("kwh") is None:
+        raise ConfigError("kwh is required, e.g. energy_budget(kwh=0.05)")
     return energy_budget(**values)

@@ -47,3 +47,10 @@ class BaselineError(EnergyError):
 
 class MeasurementError(EnergyError):
     """The energy fixture was used in a way that cannot produce a valid measurement."""
+
+
+class GateFailure(EnergyError):
+    """An energy check inside a test failed (``energy.compare`` found the candidate costlier).
+
+    Shown as the test's failure text, without a traceback.
+    """

@@ -17,9 +17,20 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .errors import CounterWentBackwards, MeasurementError, MeterError
-from .meters.base import Meter, provenance, update_period_s
+from .meters.base import Meter, counters, is_deterministic, observe, provenance, update_period_s
 from .settings import PERIODS_PER_WINDOW
 from .stats import median
+
+#: Significant digits kept per sample (kWh per 1,000 inferences of one window): far finer than
+#: any meter's repeatability, short enough for a reviewable baseline diff. Applied once, here,
+#: so the baseline, the JSON report and the xdist transport carry the same numbers.
+SAMPLE_DIGITS = 6
+#: Timed calibration calls after the warm-up. The median of these sets the calls per window,
+#: so one slow call (a CUDA context, lazy loading, autotuning) cannot shrink every window.
+CALIBRATION_CALLS = 3
+#: A window shorter than this share of the minimum window length counts as too short: the
+#: next window gets more calls, and the test is warned if the last one is still too short.
+SHORT_WINDOW_SHARE = 0.5
 
 J_PER_KWH = 3.6e6
 T = TypeVar("T")
@@ -32,6 +43,11 @@ Guard = Callable[[], AbstractContextManager[object]]
 def kwh_per_1000(energy_j: float, inferences: int) -> float:
     """Joules for ``inferences`` inferences to kWh per 1,000 inferences."""
     return energy_j / inferences * 1000.0 / J_PER_KWH
+
+
+def round_sample(value: float) -> float:
+    """A sample as stored and compared everywhere: :data:`SAMPLE_DIGITS` significant digits."""
+    return float(f"{value:.{SAMPLE_DIGITS}g}")
 
 
 @dataclass(frozen=True)
@@ -53,10 +69,12 @@ class Window:
     """Time spent waiting for the window's guard (the per-device lock) before it started."""
     idle_j: float = 0.0
     """Idle energy over the window's duration, when --energy-subtract-idle measured it."""
+    counts: Mapping[str, float] = field(default_factory=dict)
+    """Work the meter counted in the window (``flops``, ``bytes`` ...), when it counts any."""
 
     @property
     def kwh_per_1000(self) -> float:
-        return kwh_per_1000(self.energy_j, self.inferences)
+        return round_sample(kwh_per_1000(self.energy_j, self.inferences))
 
 
 @dataclass(frozen=True)
@@ -79,8 +97,22 @@ class Measurement:
 
     @property
     def samples(self) -> tuple[float, ...]:
-        """kWh per 1,000 inferences, one per window."""
+        """kWh per 1,000 inferences, one per window, to :data:`SAMPLE_DIGITS` digits."""
         return tuple(w.kwh_per_1000 for w in self.windows)
+
+    def _per_inference(self, counter: str) -> float | None:
+        values = [w.counts[counter] / w.inferences for w in self.windows if counter in w.counts]
+        return median(values) if values else None
+
+    @property
+    def flops_per_inference(self) -> float | None:
+        """Median FLOPs per inference, when the meter counts them (roofline)."""
+        return self._per_inference("flops")
+
+    @property
+    def bytes_per_inference(self) -> float | None:
+        """Median bytes moved per inference, when the meter counts them (roofline)."""
+        return self._per_inference("bytes")
 
     @property
     def kwh_per_1000(self) -> float:
@@ -151,9 +183,11 @@ class Measurement:
 
 
 def cuda_sync() -> None:
-    """Wait for every visible CUDA device, if torch is loaded and CUDA is initialised.
+    """Wait for the CUDA devices this process already uses, if torch has initialised CUDA.
 
-    Never imports torch: a test that does not use it pays nothing.
+    Never imports torch, and never touches a device without a CUDA context: synchronising
+    one would create a context there (hundreds of MB, and energy on a device the test does
+    not use). Without torch's per-device context query, only the current device is waited for.
     """
     torch = sys.modules.get("torch")
     if torch is None:
@@ -161,8 +195,46 @@ def cuda_sync() -> None:
     cuda = torch.cuda
     if not cuda.is_available() or not cuda.is_initialized():
         return
+    has_context = getattr(getattr(torch, "_C", None), "_cuda_hasPrimaryContext", None)
+    if has_context is None:
+        cuda.synchronize()
+        return
     for index in range(cuda.device_count()):
-        cuda.synchronize(index)
+        if has_context(index):
+            cuda.synchronize(index)
+
+
+def checked_reading(meter_name: str, reading: object) -> dict[str, float]:
+    """A meter's ``read()`` result as plain floats, or a MeterError saying what is wrong.
+
+    The one boundary where third-party values enter: numpy scalars become floats, and
+    anything that is not a mapping of domain names to finite numbers is rejected.
+    """
+    if not isinstance(reading, Mapping):
+        raise MeterError(
+            f"meter {meter_name!r}: read() returned {type(reading).__name__} {reading!r:.80}; "
+            "it must return a dict of cumulative joules per domain, e.g. {'gpu:0': 1234.5}"
+        )
+    if not reading:
+        raise MeterError(f"meter {meter_name!r}: read() returned no domains")
+    values: dict[str, float] = {}
+    for domain, value in reading.items():
+        if not isinstance(domain, str) or not domain:
+            raise MeterError(
+                f"meter {meter_name!r}: read() returned the domain name {domain!r}; "
+                "domain names must be non-empty strings"
+            )
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            number = math.nan
+        if isinstance(value, bool) or not math.isfinite(number):
+            raise MeterError(
+                f"meter {meter_name!r}: read() returned {value!r:.80} for {domain!r}; "
+                "readings must be finite numbers of joules"
+            )
+        values[domain] = number
+    return values
 
 
 def energy_delta(
@@ -189,6 +261,11 @@ def energy_delta(
                 "the window was rejected rather than reporting a negative or huge value"
             )
         delta[domain] = after - before
+        if not math.isfinite(delta[domain]):
+            raise MeterError(
+                f"meter {meter_name!r}: the {domain!r} reading overflowed in the window "
+                f"({before!r} J to {after!r} J); the window was rejected"
+            )
     return delta
 
 
@@ -197,9 +274,15 @@ class WindowPlan:
     """How ``Recorder.run`` repeats a callable."""
 
     rounds: int
+    """Windows per call; with ``settled``, the fewest windows per call."""
     warmup: int
     min_time_s: float | None
     """``None``: derived from the meter's update period (see :func:`effective_min_time`)."""
+    max_rounds: int | None = None
+    """With ``settled``: the most windows per call."""
+    settled: Callable[[Sequence[float]], bool] | None = None
+    """Adaptive rounds: called with this call's samples after each window from ``rounds``
+    on; ``True`` stops the call early because more windows cannot change the verdict."""
 
 
 def effective_min_time(meter: Meter, configured_s: float | None) -> float:
@@ -210,12 +293,13 @@ def effective_min_time(meter: Meter, configured_s: float | None) -> float:
 
 
 class Recorder:
-    """Collects the windows of one test.
+    """Collects the windows of one test attempt.
 
     ``sync`` runs before both reads of every window; ``guard`` wraps every window (the
     plugin passes a per-device lock); ``rng`` draws the random phase offset of up to one
     meter update period that separates consecutive windows; ``idle_power_w``, when given,
-    measures idle power (it is called before every window and should cache its result).
+    is the idle power already measured, subtracted in the dynamic figures. ``clock`` and
+    ``sleep`` are injectable for tests.
     """
 
     def __init__(
@@ -226,8 +310,9 @@ class Recorder:
         sync: Sync = cuda_sync,
         guard: Guard = nullcontext,
         rng: random.Random | None = None,
-        idle_power_w: Callable[[], float] | None = None,
+        idle_power_w: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.meter = meter
         self.plan = plan
@@ -236,6 +321,7 @@ class Recorder:
         self.rng = rng or random.Random(0)
         self.idle_power_w = idle_power_w
         self.sleep = sleep
+        self.clock = clock or _perf_counter
         self.windows: list[Window] = []
         self.short_windows = 0
         self._open = False
@@ -262,6 +348,9 @@ class Recorder:
             raise MeasurementError(f"{name} must be a whole number of at least 1, got {value!r}")
         return value
 
+    def _read(self) -> dict[str, float]:
+        return checked_reading(self.meter.name, self.meter.read())
+
     @contextmanager
     def window(
         self,
@@ -277,32 +366,42 @@ class Recorder:
         tokens = self._check_count("tokens", tokens, required=False)
         images = self._check_count("images", images, required=False)
         do_sync = sync or self.sync
-        idle_w = self.idle_power_w() if self.idle_power_w is not None else 0.0
         self._open = True
         try:
-            asked = time.perf_counter()
+            asked = self.clock()
             with self.guard():
-                waited_s = time.perf_counter() - asked
+                waited_s = self.clock() - asked
                 throttle_before = _throttle(self.meter)
                 do_sync()
-                start = self.meter.read()
+                start = self._read()
+                counts_before = counters(self.meter)
                 start_unix = time.time()
-                t0 = time.perf_counter()
-                yield
+                t0 = self.clock()
+                with observe(self.meter):
+                    yield
                 do_sync()
-                end = self.meter.read()
-                t1 = time.perf_counter()
+                end = self._read()
+                t1 = self.clock()
+                counts_after = counters(self.meter)
                 end_unix = time.time()
                 throttle = tuple(sorted(set(throttle_before) | set(_throttle(self.meter))))
         finally:
             self._open = False
         domains = energy_delta(self.meter.name, start, end)
+        energy_j = math.fsum(domains.values())
+        if energy_j == 0 and is_deterministic(self.meter):
+            raise MeasurementError(
+                f"energy meter {self.meter.name!r} counted no work in this window, so there is "
+                "nothing to judge. A deterministic meter models only the work it can see "
+                f"({provenance(self.meter)}); check that the inference inside the window runs "
+                "code the meter observes (for roofline: torch operations)"
+            )
         duration_s = t1 - t0
         if duration_s < update_period_s(self.meter):
             self.short_windows += 1
         self.windows.append(
             Window(
-                energy_j=math.fsum(domains.values()),
+                energy_j=energy_j,
                 duration_s=duration_s,
                 inferences=inferences,
                 tokens=tokens,
@@ -312,7 +411,8 @@ class Recorder:
                 end_unix_s=end_unix,
                 throttle=throttle,
                 waited_s=waited_s,
-                idle_j=idle_w * duration_s,
+                idle_j=(self.idle_power_w or 0.0) * duration_s,
+                counts={k: counts_after[k] - counts_before.get(k, 0.0) for k in counts_after},
             )
         )
 
@@ -323,19 +423,47 @@ class Recorder:
 
     # -- repeated calls -----------------------------------------------------------------
     def _calls_per_window(self, fn: Callable[[], Any], sync: Sync) -> tuple[int, Any]:
-        """Run the warm-up and return how many calls make one window last ``min_time_s``."""
+        """Run the warm-up, then time a few calls; return the calls that make a window last
+        ``min_time_s``, and the last result.
+
+        The warm-up calls are not timed: a first call that builds a CUDA context or loads
+        weights lazily says nothing about the steady state. The median of up to
+        :data:`CALIBRATION_CALLS` timed calls after it sets the count.
+        """
         result: Any = None
-        call_s = 0.0
         for _ in range(self.plan.warmup):
             sync()
-            t0 = time.perf_counter()
             result = fn()
             sync()
-            call_s = time.perf_counter() - t0
-        min_time_s = effective_min_time(self.meter, self.plan.min_time_s)
+        min_time_s = self._min_time_s()
         if min_time_s <= 0 or self.plan.warmup == 0:
             return 1, result
-        return max(1, math.ceil(min_time_s / max(call_s, 1e-9))), result
+        times: list[float] = []
+        while len(times) < CALIBRATION_CALLS and math.fsum(times) < min_time_s:
+            sync()
+            t0 = self.clock()
+            result = fn()
+            sync()
+            times.append(self.clock() - t0)
+        return max(1, math.ceil(min_time_s / max(median(times), 1e-9))), result
+
+    def _min_time_s(self) -> float:
+        return effective_min_time(self.meter, self.plan.min_time_s)
+
+    def _recalibrated(self, calls: int) -> int:
+        """More calls for the next window when the last one was much too short."""
+        min_time_s = self._min_time_s()
+        duration_s = self.windows[-1].duration_s if self.windows else 0.0
+        if min_time_s <= 0 or duration_s >= SHORT_WINDOW_SHARE * min_time_s:
+            return calls
+        return max(calls + 1, math.ceil(calls * min_time_s / max(duration_s, 1e-9) - 1e-9))
+
+    def _windows_wanted(self) -> tuple[int, int]:
+        """(fewest, most) windows of one call."""
+        plan = self.plan
+        if plan.settled is None or plan.max_rounds is None:
+            return plan.rounds, plan.rounds
+        return plan.rounds, max(plan.rounds, plan.max_rounds)
 
     def run(
         self,
@@ -348,18 +476,23 @@ class Recorder:
         images: int | None = None,
         sync: Sync | None = None,
     ) -> T:
-        """Warm up, calibrate, then meter ``rounds`` windows of ``fn(*args, **kwargs)``."""
+        """Warm up, calibrate, then meter windows of ``fn(*args, **kwargs)``."""
         self._check_usable()
         self._check_count("inferences", inferences, required=True)
+        self._check_count("tokens", tokens, required=False)
+        self._check_count("images", images, required=False)
         do_sync = sync or self.sync
 
         def call() -> T:
             return fn(*args, **kwargs)
 
         calls, result = self._calls_per_window(call, do_sync)
-        for round_index in range(self.plan.rounds):
+        fewest, most = self._windows_wanted()
+        first = len(self.windows)
+        for round_index in range(most):
             if round_index:
                 self._phase_offset()
+                calls = self._recalibrated(calls)
             with self.window(
                 inferences * calls,
                 tokens * calls if tokens else None,
@@ -368,6 +501,11 @@ class Recorder:
             ):
                 for _ in range(calls):
                     result = call()
+            done = round_index + 1
+            if self.plan.settled is not None and fewest <= done < most:
+                samples = [w.kwh_per_1000 for w in self.windows[first:]]
+                if self.plan.settled(samples):
+                    break
         return result  # type: ignore[no-any-return]
 
     def interleave(
@@ -379,10 +517,14 @@ class Recorder:
         tokens: int | None = None,
         images: int | None = None,
         sync: Sync | None = None,
+        rounds: int | None = None,
     ) -> tuple[list[Window], list[Window]]:
-        """Meter ``first`` and ``second`` alternately (A B A B ...), ``rounds`` windows each.
+        """Meter ``first`` (A) and ``second`` (B) in ABBA order: A B, B A, A B, ...
 
-        Returns the two lists of windows; they are not added to this test's own windows.
+        Each round holds one window of each, adjacent in time, so that a drift of the
+        machine's state cancels within a round. Returns the two lists of windows, aligned by
+        round; they are not added to this test's own windows. ``rounds`` defaults to the
+        plan's.
         """
         self._check_usable()
         self._check_count("inferences", inferences, required=True)
@@ -393,11 +535,13 @@ class Recorder:
         saved = self.windows
         collected: tuple[list[Window], list[Window]] = ([], [])
         try:
-            for round_index in range(self.plan.rounds):
-                for side, fn in enumerate((first, second)):
-                    if round_index or side:
+            for round_index in range(rounds or self.plan.rounds):
+                order = (0, 1) if round_index % 2 == 0 else (1, 0)
+                for position, side in enumerate(order):
+                    if round_index or position:
                         self._phase_offset()
                     self.windows = collected[side]
+                    fn = (first, second)[side]
                     with self.window(
                         inferences * calls,
                         tokens * calls if tokens else None,
@@ -424,6 +568,10 @@ class Recorder:
             estimated=self.meter.estimated,
             provenance=provenance(self.meter),
         )
+
+
+def _perf_counter() -> float:
+    return time.perf_counter()
 
 
 def _throttle(meter: Meter) -> tuple[str, ...]:

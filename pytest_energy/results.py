@@ -7,12 +7,16 @@ Reports (terminal, JSON, Markdown, HTML) are pure functions of a list of
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, fields, is_dataclass
+from enum import Enum
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from .baseline import BaselineEntry
-from .measure import Measurement, Window
+from .measure import Measurement
 from .stats import Comparison, Status, compare
+
+T = TypeVar("T")
 
 
 class Verdict:
@@ -36,6 +40,11 @@ class EnergyResult:
     comparison: Comparison | None = None
     note: str = ""
     """Why there was nothing to compare with, when there was not (e.g. another meter)."""
+    outcome: str = ""
+    """The test's outcome after the gate: ``passed``, ``failed`` or ``skipped``."""
+    baseline_update: str = ""
+    """How --energy-update-baseline records this run: ``append`` it to the entry's history,
+    ``replace`` the history (an accepted new level), or ``""`` (not recorded)."""
 
     @property
     def kwh_per_1000(self) -> float:
@@ -73,6 +82,10 @@ class EnergyResult:
     def low_confidence(self) -> bool:
         return self.comparison is not None and self.comparison.low_confidence
 
+    @property
+    def passed(self) -> bool:
+        return self.outcome in ("", "passed")
+
 
 def judge(
     nodeid: str,
@@ -82,8 +95,14 @@ def judge(
     budget_kwh: float | None,
     tolerance_pct: float,
     alpha: float,
+    run_spread_pct: float | None = None,
+    deterministic: bool = False,
 ) -> EnergyResult:
-    """Compare ``measurement`` with its baseline entry (if comparable) and its budget."""
+    """Compare ``measurement`` with its baseline entry (if comparable) and its budget.
+
+    The baseline's run history and ``run_spread_pct`` (the prior run-to-run spread) feed
+    the prediction bound of :func:`pytest_energy.stats.compare`.
+    """
     comparison = None
     note = ""
     if baseline is None:
@@ -98,7 +117,13 @@ def judge(
         baseline = None
     else:
         comparison = compare(
-            measurement.samples, baseline.samples, tolerance_pct=tolerance_pct, alpha=alpha
+            measurement.samples,
+            baseline.samples,
+            tolerance_pct=tolerance_pct,
+            alpha=alpha,
+            history=baseline.runs,
+            run_spread_pct=run_spread_pct,
+            deterministic=deterministic,
         )
     return EnergyResult(
         nodeid=nodeid,
@@ -150,35 +175,53 @@ def failure_message(result: EnergyResult, *, update_hint: bool = True) -> str:
 
 
 def to_dict(result: EnergyResult) -> dict[str, Any]:
-    """A JSON-compatible form, used to send results from xdist workers to the controller."""
-    return asdict(
-        result,
-        dict_factory=lambda pairs: {k: v.value if isinstance(v, Status) else v for k, v in pairs},
-    )
+    """The one serialised form of a test's record: plain dicts, lists, floats and strings.
+
+    It rides on the test's report from an xdist worker to the controller, so every number
+    is a built-in ``float``/``int`` (a meter's ``numpy.float32`` would kill execnet).
+    """
+    return _plain(asdict(result))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (bool, str)) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    return float(value)
 
 
 def from_dict(data: Mapping[str, Any]) -> EnergyResult:
     """Inverse of :func:`to_dict`."""
-    m = data["measurement"]
-    measurement = Measurement(
-        windows=tuple(
-            Window(**{**w, "throttle": tuple(w["throttle"]), "domains_j": dict(w["domains_j"])})
-            for w in m["windows"]
-        ),
-        meter=m["meter"],
-        hardware=m["hardware"],
-        estimated=m["estimated"],
-        provenance=m["provenance"],
-    )
-    base = data["baseline"]
-    comparison = data["comparison"]
-    return EnergyResult(
-        nodeid=data["nodeid"],
-        measurement=measurement,
-        budget_kwh=data["budget_kwh"],
-        baseline=BaselineEntry(**{**base, "samples": tuple(base["samples"])}) if base else None,
-        comparison=Comparison(**{**comparison, "status": Status(comparison["status"])})
-        if comparison
-        else None,
-        note=data["note"],
-    )
+    return _build(EnergyResult, data)
+
+
+def _build(cls: type[T], data: Mapping[str, Any]) -> T:
+    hints = get_type_hints(cls)
+    kwargs = {f.name: _value(hints[f.name], data[f.name]) for f in fields(cls) if f.name in data}  # type: ignore[arg-type]
+    return cls(**kwargs)
+
+
+def _value(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = get_origin(hint)
+    if origin in (Union, UnionType):
+        options = [a for a in get_args(hint) if a is not type(None)]
+        return _value(options[0], value) if len(options) == 1 else value
+    if is_dataclass(hint) and isinstance(value, Mapping):
+        return _build(hint, value)  # type: ignore[arg-type]
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return hint(value)
+    if origin is tuple:
+        args = get_args(hint)
+        return tuple(_value(args[0], v) for v in value) if args else tuple(value)
+    if origin in (dict, Mapping):
+        return dict(value)
+    return value

@@ -174,7 +174,7 @@ def test_energy_delta_non_finite(before: float, after: float) -> None:
 
 def test_window_records_everything(clock: FakeClock) -> None:
     meter = FakeMeter(domains=("gpu:0", "gpu:1"))
-    rec = recorder(meter, idle_power_w=lambda: 10.0)
+    rec = recorder(meter, idle_power_w=10.0)
     with rec.window(8, tokens=100, images=2):
         meter.add(30.0, "gpu:0")
         meter.add(6.0, "gpu:1")
@@ -194,18 +194,11 @@ def test_window_records_everything(clock: FakeClock) -> None:
     assert w.kwh_per_1000 == kwh_per_1000(36.0, 8)
 
 
-def test_window_idle_power_is_asked_per_window(clock: FakeClock) -> None:
-    asked: list[int] = []
-
-    def idle_w() -> float:
-        asked.append(1)
-        return 4.0
-
-    rec = recorder(FakeMeter(), idle_power_w=idle_w)
+def test_window_idle_energy_is_idle_power_times_duration(clock: FakeClock) -> None:
+    rec = recorder(FakeMeter(), idle_power_w=4.0)
     for seconds in (0.5, 2.0):
         with rec.window(1):
             clock.advance(seconds)
-    assert len(asked) == 2
     assert [w.idle_j for w in rec.windows] == [2.0, 8.0]
 
 
@@ -394,11 +387,17 @@ def test_run_without_warmup_uses_one_call_per_window() -> None:
 
 
 @pytest.mark.parametrize(
-    ("call_s", "min_time_s", "expected"),
-    [(0.25, 1.0, 4), (0.25, 1.1, 5), (0.25, 0.1, 1), (2.0, 1.0, 1), (0.125, 1.0, 8)],
+    ("call_s", "min_time_s", "expected", "timed"),
+    [
+        (0.25, 1.0, 4, 3),
+        (0.25, 1.1, 5, 3),
+        (0.25, 0.1, 1, 1),  # one timed call already fills a window
+        (2.0, 1.0, 1, 1),
+        (0.125, 1.0, 8, 3),
+    ],
 )
 def test_calls_per_window_calibration(
-    clock: FakeClock, call_s: float, min_time_s: float, expected: int
+    clock: FakeClock, call_s: float, min_time_s: float, expected: int, timed: int
 ) -> None:
     calls: list[int] = []
 
@@ -409,7 +408,35 @@ def test_calls_per_window_calibration(
 
     rec = recorder(FakeMeter(), warmup=2, min_time_s=min_time_s)
     assert rec._calls_per_window(fn, no_sync) == (expected, "warm")
-    assert len(calls) == 2
+    assert len(calls) == 2 + timed  # the warm-up, then the timed calibration calls
+
+
+def test_a_slow_first_call_does_not_shrink_the_windows(clock: FakeClock) -> None:
+    # A 3 s first call (CUDA context, lazy loading, autotuning), then 0.15 s steady calls:
+    # windows must reach the 1.0 s target, not last one 0.15 s call each.
+    durations = iter([3.0] + [0.15] * 1000)
+
+    def fn() -> None:
+        clock.advance(next(durations))
+
+    rec = recorder(FakeMeter(), rounds=3, warmup=1, min_time_s=1.0)
+    rec.run(fn, (), {}, inferences=1)
+    assert [w.inferences for w in rec.windows] == [7, 7, 7]
+    assert all(w.duration_s >= 1.0 for w in rec.windows)
+
+
+def test_windows_that_turn_out_short_get_more_calls(clock: FakeClock) -> None:
+    # The calibration saw 0.5 s calls; then the code speeds up to 0.05 s per call. The
+    # first window (0.55 s) is long enough; the second (0.1 s) is not, so the third grows.
+    durations = iter([0.5] * 4 + [0.05] * 1000)
+
+    def fn() -> None:
+        clock.advance(next(durations))
+
+    rec = recorder(FakeMeter(), rounds=3, warmup=1, min_time_s=1.0)
+    rec.run(fn, (), {}, inferences=1)
+    assert [w.inferences for w in rec.windows] == [2, 2, 20]
+    assert rec.windows[-1].duration_s == pytest.approx(1.0)
 
 
 def test_run_calibrated_windows(clock: FakeClock) -> None:
@@ -423,8 +450,8 @@ def test_run_calibrated_windows(clock: FakeClock) -> None:
         return len(calls)
 
     rec = recorder(meter, rounds=3, warmup=1, min_time_s=1.0)
-    assert rec.run(fn, (), {}, inferences=2) == 1 + 3 * 4
-    assert len(calls) == 1 + 3 * 4
+    assert rec.run(fn, (), {}, inferences=2) == 1 + 3 + 3 * 4
+    assert len(calls) == 1 + 3 + 3 * 4  # warm-up, three timed calls, three windows of four
     assert [w.inferences for w in rec.windows] == [8, 8, 8]
     assert [w.energy_j for w in rec.windows] == [4.0, 4.0, 4.0]
     assert [w.duration_s for w in rec.windows] == [1.0, 1.0, 1.0]
@@ -489,7 +516,7 @@ def test_interleave_alternates_and_keeps_own_windows() -> None:
         meter.add(5.0)
 
     windows_a, windows_b = rec.interleave(a, b, inferences=2, tokens=7)
-    assert order == ["A", "B"] + ["A", "B"] * 3  # warm-up of each, then alternating
+    assert order == ["A", "B"] + ["A", "B", "B", "A", "A", "B"]  # warm-ups, then ABBA
     assert [w.energy_j for w in windows_a] == [1.0] * 3
     assert [w.energy_j for w in windows_b] == [5.0] * 3
     assert all((w.inferences, w.tokens) == (2, 7) for w in windows_a + windows_b)
@@ -509,7 +536,8 @@ def test_interleave_uses_the_larger_calibration_for_both(clock: FakeClock) -> No
 
     rec = recorder(FakeMeter(), rounds=2, warmup=1, min_time_s=1.0)
     windows_a, windows_b = rec.interleave(a, b, inferences=1)
-    assert order == ["A", "B"] + (["A"] * 4 + ["B"] * 4) * 2
+    # warm-up and timed calls: A then 3 x 0.25 s, B then 2 x 0.5 s; then ABBA, 4 calls each
+    assert order == ["A"] * 4 + ["B"] * 3 + ["A"] * 4 + ["B"] * 8 + ["A"] * 4
     assert [w.inferences for w in windows_a + windows_b] == [4] * 4
 
 
@@ -648,13 +676,18 @@ class FakeCuda:
     def device_count(self) -> int:
         return self.count
 
-    def synchronize(self, index: int) -> None:
+    def synchronize(self, index: int | None = None) -> None:
         self.synced.append(index)
 
 
-def _fake_torch(monkeypatch: pytest.MonkeyPatch, cuda: FakeCuda) -> None:
+def _fake_torch(
+    monkeypatch: pytest.MonkeyPatch, cuda: FakeCuda, contexts: set[int] | None = None
+) -> None:
+    """A fake torch; ``contexts`` are the devices with a CUDA context (None: no query)."""
     module = types.ModuleType("torch")
     module.cuda = cuda  # type: ignore[attr-defined]
+    if contexts is not None:
+        module._C = types.SimpleNamespace(_cuda_hasPrimaryContext=contexts.__contains__)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "torch", module)
 
 
@@ -664,11 +697,23 @@ def test_cuda_sync_without_torch_does_not_import_it(monkeypatch: pytest.MonkeyPa
     assert "torch" not in sys.modules
 
 
-def test_cuda_sync_synchronizes_every_device(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cuda_sync_synchronizes_only_devices_with_a_context(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Synchronising device 1 would create a CUDA context there (CUDA 12): it must be skipped.
+    cuda = FakeCuda(count=3)
+    _fake_torch(monkeypatch, cuda, contexts={0, 2})
+    cuda_sync()
+    assert cuda.synced == [0, 2]
+
+
+def test_cuda_sync_without_the_context_query_waits_for_the_current_device(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     cuda = FakeCuda(count=3)
     _fake_torch(monkeypatch, cuda)
     cuda_sync()
-    assert cuda.synced == [0, 1, 2]
+    assert cuda.synced == [None]
 
 
 @pytest.mark.parametrize(
@@ -684,7 +729,7 @@ def test_cuda_sync_skips_uninitialised_cuda(
 
 def test_recorder_default_sync_is_cuda_sync(monkeypatch: pytest.MonkeyPatch) -> None:
     cuda = FakeCuda(count=1)
-    _fake_torch(monkeypatch, cuda)
+    _fake_torch(monkeypatch, cuda, contexts={0})
     rec = Recorder(FakeMeter(), WindowPlan(rounds=1, warmup=0, min_time_s=0.0))
     with rec.window(1):
         pass

@@ -11,12 +11,11 @@ from pytest_energy.settings import (
     DEFAULT_ALPHA,
     DEFAULT_BASELINE_NAME,
     DEFAULT_PHONE_CHARGE_KWH,
-    DEFAULT_ROUNDS,
     DEFAULT_TOLERANCE_PCT,
     DEFAULT_WARMUP,
-    PARSERS,
     Settings,
     build,
+    options,
     parse_bool,
     parse_count,
     parse_country,
@@ -219,9 +218,11 @@ def test_parse_meter() -> None:
 def test_build_defaults(tmp_path: Path) -> None:
     settings = build({}, tmp_path)
     assert settings == Settings(baseline_path=tmp_path / DEFAULT_BASELINE_NAME)
-    assert settings.tolerance_pct == DEFAULT_TOLERANCE_PCT
+    assert settings.tolerance_pct is None  # resolved per test: the meter kind decides
+    assert settings.tolerance_for(marker_pct=None, deterministic=False) == DEFAULT_TOLERANCE_PCT
+    assert settings.tolerance_for(marker_pct=None, deterministic=True) == 1.0
     assert settings.alpha == DEFAULT_ALPHA
-    assert settings.rounds == DEFAULT_ROUNDS
+    assert settings.rounds is None  # auto
     assert settings.warmup == DEFAULT_WARMUP
     assert settings.phone_charge_kwh == DEFAULT_PHONE_CHARGE_KWH
     assert settings.min_time_s is None
@@ -250,7 +251,7 @@ def test_build_parses_every_setting(tmp_path: Path) -> None:
         "country": "fra",
         "phone_charge_kwh": "0.012",
     }
-    assert set(raw) | {"carbon_intensity"} <= set(PARSERS)
+    assert set(raw) | {"carbon_intensity"} <= {opt.name for _, opt in options()}
     settings = build(raw, tmp_path)
     assert settings == Settings(
         baseline_path=tmp_path / "ci" / "base.toml",
@@ -324,3 +325,72 @@ def test_build_rejects_country_and_carbon_intensity_together(tmp_path: Path) -> 
     assert "--energy-country" in message
     assert "--energy-carbon-intensity" in message
     assert "only one" in message
+
+
+# -- the options table --------------------------------------------------------------------
+
+
+def test_every_settings_field_is_an_option_with_one_spelling() -> None:
+    from dataclasses import fields
+
+    table = dict(options())
+    assert set(table) == {f.name for f in fields(Settings)}
+    flags = {opt.flag for opt in table.values()}
+    assert len(flags) == len(table)
+    for opt in table.values():
+        assert opt.flag == "--energy-" + opt.name.replace("_", "-")
+        assert opt.dest == "energy_" + opt.name
+        assert opt.help
+
+
+def test_tolerance_resolution_marker_then_option_then_meter_kind(tmp_path: Path) -> None:
+    settings = build({"tolerance": "4%"}, tmp_path)
+    assert settings.tolerance_for(marker_pct=20.0, deterministic=True) == 20.0
+    assert settings.tolerance_for(marker_pct=None, deterministic=True) == 4.0
+    assert settings.tolerance_for(marker_pct=None, deterministic=False) == 4.0
+
+
+def test_rounds_auto_or_a_number(tmp_path: Path) -> None:
+    assert build({"rounds": "auto"}, tmp_path).rounds is None
+    assert build({"rounds": "7"}, tmp_path).rounds == 7
+
+
+@pytest.mark.parametrize("report", ["json", "markdown", "html"])
+def test_a_report_on_the_baseline_path_is_refused(tmp_path: Path, report: str) -> None:
+    with pytest.raises(ConfigError, match="both name .*destroy the other"):
+        build({report: "energy-baseline.toml"}, tmp_path)
+
+
+def test_two_reports_on_one_path_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--energy-json and --energy-markdown both name"):
+        build({"json": "out.txt", "markdown": "./out.txt"}, tmp_path)
+
+
+def test_cli_paths_are_relative_to_the_invocation_dir_ini_paths_to_the_rootdir(
+    tmp_path: Path,
+) -> None:
+    from pytest_energy.settings import resolve
+
+    cli = {"json": "r.json"}
+    ini = {"markdown": "r.md", "baseline": "b.toml"}
+    settings = resolve(
+        lambda opt: cli.get(opt.name),
+        lambda opt: ini.get(opt.name, ""),
+        invocation_dir=tmp_path / "here",
+        rootdir=tmp_path / "root",
+    )
+    assert settings.json_path == tmp_path / "here" / "r.json"
+    assert settings.markdown_path == tmp_path / "root" / "r.md"
+    assert settings.baseline_path == tmp_path / "root" / "b.toml"
+
+
+def test_a_flag_from_the_command_line_wins_over_the_ini(tmp_path: Path) -> None:
+    from pytest_energy.settings import resolve
+
+    settings = resolve(
+        lambda opt: False if opt.name == "report" else None,
+        lambda opt: True if opt.name == "report" else "",
+        invocation_dir=tmp_path,
+        rootdir=tmp_path,
+    )
+    assert settings.report is False

@@ -20,6 +20,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "Meter",
     "MeterFactory",
+    "check_spec",
     "create",
     "provenance",
     "resolve",
@@ -35,6 +36,7 @@ BUILTIN: dict[str, str] = {
     "nvml": "pytest_energy.meters.nvml:NvmlMeter",
     "rapl": "pytest_energy.meters.rapl:RaplMeter",
     "codecarbon": "pytest_energy.meters.codecarbon:CodeCarbonMeter",
+    "roofline": "pytest_energy.meters.roofline:RooflineMeter",
 }
 
 
@@ -120,3 +122,22 @@ def try_create(spec: str) -> Meter | MeterUnavailable:
         return create(resolve(spec), spec)
     except MeterUnavailable as exc:
         return exc
+
+
+def check_spec(spec: str, *, target: str | None = None) -> MeterFactory:
+    """A factory for ``spec``, checked now but imported only when a meter is first needed.
+
+    A built-in name costs nothing at start-up; an entry-point name is looked up, and a
+    ``module:attribute`` spec imported, now, so that a typo stops the run before any test.
+    ``target`` is the GPU profile the ``roofline`` meter models (--energy-target).
+    """
+    if spec in BUILTIN:
+
+        def builtin() -> Meter:
+            factory = resolve(spec)
+            if spec == "roofline":
+                return factory(target)  # type: ignore[call-arg]
+            return factory()
+
+        return builtin
+    return resolve(spec)

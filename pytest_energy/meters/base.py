@@ -8,6 +8,9 @@ need to inherit from anything.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
 
@@ -36,6 +39,19 @@ class Meter(Protocol):
         One sentence on how the figures are obtained, shown in reports.
     ``idle_power_w()`` (callable, optional)
         Used by ``--energy-subtract-idle``.
+    ``devices`` (iterable of str, optional)
+        The devices a window must hold exclusively (a per-device lock); ``()`` takes no
+        lock, for meters that other processes cannot disturb. Default: every domain.
+    ``deterministic`` (bool, default False)
+        ``True`` when the figures depend only on the work done, never on noise (the
+        ``roofline`` model). The plugin then takes one warm-up and one window per
+        ``energy(fn, ...)`` call, skips the significance test and applies a 1% tolerance.
+    ``observe()`` (callable, optional)
+        Returns a context manager that is entered around the measured code of every
+        window, strictly between its two reads: for meters that model the work they see.
+    ``counters()`` (callable, optional)
+        Cumulative work counters such as ``{"flops": ..., "bytes": ...}``; per-window
+        differences are reported per inference.
     """
 
     name: str
@@ -59,3 +75,23 @@ def provenance(meter: Meter) -> str:
         return str(text)
     kind = "estimated" if meter.estimated else "measured"
     return f"{kind} by meter {meter.name!r} on {meter.hardware}"
+
+
+def is_deterministic(meter: Meter) -> bool:
+    """Whether the meter's figures depend only on the work (see :class:`Meter`)."""
+    return getattr(meter, "deterministic", False) is True
+
+
+def observe(meter: Meter) -> AbstractContextManager[object]:
+    """The meter's ``observe()`` context, or one that does nothing."""
+    method = getattr(meter, "observe", None)
+    return method() if callable(method) else contextlib.nullcontext()  # type: ignore[no-any-return]
+
+
+def counters(meter: Meter) -> dict[str, float]:
+    """The meter's cumulative work counters as plain floats; ``{}`` when it has none."""
+    method = getattr(meter, "counters", None)
+    if not callable(method):
+        return {}
+    values: Mapping[str, float] = method()
+    return {str(name): float(value) for name, value in values.items()}
