@@ -12,10 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_energy.baseline import (
+    DEFAULT_HISTORY,
     SCHEMA_VERSION,
     UNIT,
     Baseline,
     BaselineEntry,
+    RunSummary,
+    Update,
     dumps,
     load,
     parse,
@@ -54,6 +57,11 @@ def sample_baseline() -> Baseline:
             HW2: {"tests/test_llm.py::test_embed": entry(1.5, 1.25, meter="rapl")},
         }
     )
+
+
+def append(hw: str, nodeid: str, value: BaselineEntry) -> dict[str, dict[str, Update]]:
+    """An update that appends ``value``'s run to the stored history."""
+    return {hw: {nodeid: Update(value, replace_history=False)}}
 
 
 def files_in(directory: Path) -> list[str]:
@@ -182,7 +190,15 @@ def test_missing_file_is_empty_baseline(tmp_path: Path) -> None:
 def test_merged_keeps_other_entries() -> None:
     old = sample_baseline()
     new_entry = entry(0.9, 0.8)
-    merged = old.merged({HW: {"tests/test_llm.py::test_embed": new_entry, "new": entry(7.0)}})
+    merged = old.merged(
+        {
+            HW: {
+                "tests/test_llm.py::test_embed": Update(new_entry, replace_history=True),
+                "new": Update(entry(7.0), replace_history=False),
+            }
+        },
+        history=DEFAULT_HISTORY,
+    )
     assert merged.get(HW, "tests/test_llm.py::test_embed") == new_entry
     assert merged.get(HW, "new") == entry(7.0)
     assert merged.get(HW, "tests/test_llm.py::test_generate[bs=8]") == old.get(
@@ -196,16 +212,16 @@ def test_merged_keeps_other_entries() -> None:
 
 
 def test_merged_adds_new_hardware() -> None:
-    merged = Baseline().merged({"TPU v5": {"t": entry(1.0)}})
+    merged = Baseline().merged(append("TPU v5", "t", entry(1.0)), history=DEFAULT_HISTORY)
     assert merged.entries == {"TPU v5": {"t": entry(1.0)}}
 
 
 def test_update_keeps_entries_of_another_writer(tmp_path: Path) -> None:
     path = tmp_path / "b.toml"
     save(path, Baseline({HW2: {"existing": entry(3.0)}}))
-    update(path, {HW: {"first": entry(1.0)}})
+    update(path, append(HW, "first", entry(1.0)), history=DEFAULT_HISTORY)
     # a second writer (e.g. another CI shard) that never saw "first"
-    written = update(path, {HW: {"second": entry(2.0)}})
+    written = update(path, append(HW, "second", entry(2.0)), history=DEFAULT_HISTORY)
     final = load(path)
     assert final == written
     assert final.get(HW, "first") == entry(1.0)
@@ -216,7 +232,7 @@ def test_update_keeps_entries_of_another_writer(tmp_path: Path) -> None:
 
 def test_update_creates_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "b.toml"
-    update(path, {HW: {"t": entry(1.0)}})
+    update(path, append(HW, "t", entry(1.0)), history=DEFAULT_HISTORY)
     assert load(path) == Baseline({HW: {"t": entry(1.0)}})
 
 
@@ -224,7 +240,7 @@ def test_update_refuses_invalid_existing_file(tmp_path: Path) -> None:
     path = tmp_path / "b.toml"
     path.write_text("schema_version = 1\nbogus = 1\n", encoding="utf-8")
     with pytest.raises(BaselineError, match="bogus"):
-        update(path, {HW: {"t": entry(1.0)}})
+        update(path, append(HW, "t", entry(1.0)), history=DEFAULT_HISTORY)
     assert path.read_text(encoding="utf-8") == "schema_version = 1\nbogus = 1\n"
 
 
