@@ -1,35 +1,53 @@
 """The committed TOML baseline: load, validate, merge, and save atomically under a lock.
 
-Layout (schema version 1)::
+Layout (schema version 2)::
 
-    schema_version = 1
+    schema_version = 2
 
     [hardware."NVIDIA H100 80GB HBM3 x1"."tests/test_llm.py::test_generate[bs=8]"]
     unit = "kWh/1000 inferences"
     kwh_per_1000 = 0.0123          # median of samples, for reviewers; recomputed on load
-    samples = [0.0121, 0.0123, ...]
+    samples = [0.0121, 0.0123, 0.0124]
     meter = "nvml"
     estimated = false
     inferences = 64
     pytest_energy_version = "0.1.0"
+    runs = [
+        { kwh_per_1000 = 0.0125, windows = 10, spread_pct = 1.1, date = "2026-11-30" },
+        { kwh_per_1000 = 0.0123, windows = 3, spread_pct = 1.2, date = "2026-12-01" },
+    ]
+
+``samples`` are the windows of the latest run; ``runs`` is the history of recorded runs,
+oldest first, one line each, so that recording a run adds one line and the oldest run's
+line drops (at most ``history`` runs are kept). ``runs`` is an array of tables, written
+inline; ``[[...runs]]`` tables read the same. Schema 1 files (no ``runs``) read as one run
+per entry, made from its samples with an unknown date, and are written as schema 2 by the
+next update.
 
 Entries are keyed by hardware, then by test node id, and written in sorted order so that
 diffs in pull requests stay small. Every problem raises :class:`BaselineError` with a
 message that names the file, the cause and the fix; a load never modifies the file, and a
-save either leaves the old file or puts the whole new file in place.
+save either leaves the old file or puts the whole new file in place, after checking that
+the new text reads back.
+
+Speed: the writer emits one canonical layout, and the reader has a fast path for exactly
+that layout (one regular expression per entry). Anything else (hand edits, comments, CRLF,
+schema 1, any invalid value) goes through ``tomllib`` and the full validation, so the fast
+path never decides what is valid: it either returns what the slow path would, or defers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
+import re
+import stat
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomli_w
 
 from . import validate
 from .errors import BaselineError
@@ -41,8 +59,17 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 UNIT = "kWh/1000 inferences"
+#: Runs kept per entry unless the caller says otherwise (``--energy-history``).
+DEFAULT_HISTORY = 5
+#: Significant digits of every stored sample: the one rounding rule (see :func:`round_sample`).
+SAMPLE_DIGITS = 6
+#: Significant digits of a run's spread_pct.
+SPREAD_DIGITS = 3
+#: Scale factor that makes the median absolute deviation estimate a normal standard deviation.
+MAD_TO_SD = 1.4826
+
 _ENTRY_KEYS = {
     "unit",
     "kwh_per_1000",
@@ -53,11 +80,56 @@ _ENTRY_KEYS = {
     "tokens",
     "pytest_energy_version",
 }
+_ENTRY_KEYS_V2 = _ENTRY_KEYS | {"runs"}
+_RUN_KEYS = ("kwh_per_1000", "windows", "spread_pct", "date")
+
+
+def round_sample(x: float) -> float:
+    """``x`` to :data:`SAMPLE_DIGITS` significant digits: the one rounding rule for samples.
+
+    The plugin rounds each window's kWh/1000 with this once; the baseline, the JSON report
+    and the xdist transport then carry the same numbers, so they never disagree.
+    """
+    return float(f"{x:.{SAMPLE_DIGITS}g}")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One recorded run of a test: its median, window count, robust spread and UTC date."""
+
+    kwh_per_1000: float
+    windows: int
+    spread_pct: float
+    """1.4826 x the median absolute deviation over the median, in percent."""
+    date: str
+    """``YYYY-MM-DD`` (UTC), or ``""`` when unknown (runs migrated from schema 1)."""
+
+    @classmethod
+    def of(cls, samples: Sequence[float], date: str) -> RunSummary:
+        """Summarise a run's windows; the spread is 0 for fewer than 2 samples or a 0 median.
+
+        The median is rounded like a sample and the spread to :data:`SPREAD_DIGITS`
+        significant digits, so that a run's line in the file stays short and stable.
+        """
+        center = median(samples)
+        spread = 0.0
+        if len(samples) >= 2 and center != 0:
+            mad = median([abs(x - center) for x in samples])
+            spread = MAD_TO_SD * mad / center * 100.0
+        return cls(
+            kwh_per_1000=round_sample(center),
+            windows=len(samples),
+            spread_pct=float(f"{spread:.{SPREAD_DIGITS}g}"),
+            date=date,
+        )
 
 
 @dataclass(frozen=True)
 class BaselineEntry:
-    """One test's stored windows on one hardware."""
+    """One test's stored windows on one hardware, and the history of its recorded runs.
+
+    ``runs`` left empty is filled with one run made from ``samples`` (date unknown).
+    """
 
     samples: tuple[float, ...]
     meter: str
@@ -65,12 +137,22 @@ class BaselineEntry:
     pytest_energy_version: str
     inferences: int = 0
     tokens: int | None = None
+    runs: tuple[RunSummary, ...] = ()
+
+    def __post_init__(self) -> None:
+        if type(self.samples) is not tuple:
+            object.__setattr__(self, "samples", tuple(self.samples))
+        if not self.runs:
+            object.__setattr__(self, "runs", (RunSummary.of(self.samples, ""),))
+        elif not isinstance(self.runs, tuple):
+            object.__setattr__(self, "runs", tuple(self.runs))
 
     @property
     def kwh_per_1000(self) -> float:
         return median(self.samples)
 
     def to_toml(self) -> dict[str, Any]:
+        """The entry as the table :func:`dumps` writes (for callers that want a mapping)."""
         table: dict[str, Any] = {
             "unit": UNIT,
             "kwh_per_1000": self.kwh_per_1000,
@@ -82,7 +164,29 @@ class BaselineEntry:
         if self.tokens is not None:
             table["tokens"] = self.tokens
         table["pytest_energy_version"] = self.pytest_energy_version
+        table["runs"] = [
+            {
+                "kwh_per_1000": r.kwh_per_1000,
+                "windows": r.windows,
+                "spread_pct": r.spread_pct,
+                "date": r.date,
+            }
+            for r in self.runs
+        ]
         return table
+
+
+@dataclass(frozen=True)
+class Update:
+    """What one run asks to store for one test.
+
+    ``entry.runs`` holds this run only. With ``replace_history`` (an accepted regression or
+    improvement: a new level starts) the stored history is replaced by it; otherwise (``ok``
+    or a new test) it is appended to the history.
+    """
+
+    entry: BaselineEntry
+    replace_history: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,23 +196,56 @@ class Baseline:
     entries: Mapping[str, Mapping[str, BaselineEntry]] = field(default_factory=dict)
 
     def get(self, hardware: str, nodeid: str) -> BaselineEntry | None:
-        return self.entries.get(hardware, {}).get(nodeid)
+        tests = self.entries.get(hardware)
+        return None if tests is None else tests.get(nodeid)
 
     def hardware_for(self, nodeid: str) -> list[str]:
         """Hardware keys that have an entry for ``nodeid``."""
         return sorted(hw for hw, tests in self.entries.items() if nodeid in tests)
 
-    def merged(self, updates: Mapping[str, Mapping[str, BaselineEntry]]) -> Baseline:
-        """A new baseline with ``updates`` replacing or adding entries; others are kept."""
+    def merged(self, updates: Mapping[str, Mapping[str, Update]], *, history: int) -> Baseline:
+        """A new baseline with ``updates`` applied; entries not named in it are kept as they are.
+
+        An appended run joins the stored history (the latest ``history`` runs are kept) and
+        the entry's samples and other fields become the new run's. The history is replaced
+        instead when ``replace_history`` is set, or when the stored entry was recorded with
+        another meter or estimated flag (its runs are not comparable).
+        """
+        if isinstance(history, bool) or not isinstance(history, int) or history < 1:
+            raise ValueError(f"history must be a whole number >= 1, not {history!r}")
         combined: dict[str, dict[str, BaselineEntry]] = {
             hw: dict(tests) for hw, tests in self.entries.items()
         }
         for hw, tests in updates.items():
-            combined.setdefault(hw, {}).update(tests)
+            stored = combined.setdefault(hw, {})
+            for nodeid, change in tests.items():
+                new = change.entry
+                old = stored.get(nodeid)
+                if (
+                    change.replace_history
+                    or old is None
+                    or old.meter != new.meter
+                    or old.estimated != new.estimated
+                ):
+                    runs = new.runs[-history:]
+                else:
+                    runs = (old.runs + new.runs)[-history:]
+                stored[nodeid] = BaselineEntry(
+                    samples=new.samples,
+                    meter=new.meter,
+                    estimated=new.estimated,
+                    pytest_energy_version=new.pytest_energy_version,
+                    inferences=new.inferences,
+                    tokens=new.tokens,
+                    runs=runs,
+                )
         return Baseline(combined)
 
     def __len__(self) -> int:
         return sum(len(tests) for tests in self.entries.values())
+
+
+# -- messages ---------------------------------------------------------------------------------
 
 
 def _problem(path: Path, cause: str, fix: str) -> BaselineError:
@@ -119,9 +256,252 @@ _RESTORE = (
     "Fix the file by hand, restore it from version control (git checkout -- <file>), or "
     "delete it and record a new one with --energy-update-baseline."
 )
+_CONFLICT_FIX = (
+    "Resolve the conflict (keep one side of each conflicting entry and delete the marker "
+    "lines), or take one side (git checkout --ours/--theirs -- <file>) and re-record the "
+    "other tests with --energy-update-baseline, or combine both sides' files with "
+    "`pytest-energy merge OUT IN...`."
+)
+_CONFLICT_MARKER = re.compile(r"^(<{7}|={7}|>{7})(?: |$)", re.MULTILINE)
 
 
-def _entry(path: Path, hardware: str, nodeid: str, raw: object) -> BaselineEntry:
+# -- TOML text: keys, strings and numbers exactly as the writer spells them --------------------
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f"}
+_ESCAPES["\r"] = "\\r"
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f\x7f]')
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group()
+    return _ESCAPES.get(char) or f"\\u{ord(char):04x}"
+
+
+def _string(text: str) -> str:
+    """``text`` as a TOML basic string."""
+    if _NEEDS_ESCAPE.search(text) is None:
+        return f'"{text}"'
+    return '"' + _NEEDS_ESCAPE.sub(_escape_char, text) + '"'
+
+
+def _key(key: str) -> str:
+    """``key`` as a TOML key: bare when it can be, else a basic string."""
+    return key if _BARE_KEY.fullmatch(key) else _string(key)
+
+
+_quote = _key  # the spelling used in messages
+
+
+def _float(x: float) -> str:
+    # repr is the shortest text that reads back to the same float, and is valid TOML for
+    # finite values ("1e-05", "0.0123", "1.5e+300"); inf/nan are refused by the read-back.
+    return repr(float(x))
+
+
+def _entry_lines(hw_key: str, nodeid: str, entry: BaselineEntry, out: list[str]) -> None:
+    out.append(f"\n[hardware.{hw_key}.{_key(nodeid)}]\n")
+    out.append(f'unit = "{UNIT}"\n')
+    out.append(f"kwh_per_1000 = {_float(entry.kwh_per_1000)}\n")
+    out.append("samples = [" + ", ".join(map(_float, entry.samples)) + "]\n")
+    out.append(f"meter = {_string(entry.meter)}\n")
+    out.append(f"estimated = {'true' if entry.estimated else 'false'}\n")
+    out.append(f"inferences = {int(entry.inferences)}\n")
+    if entry.tokens is not None:
+        out.append(f"tokens = {int(entry.tokens)}\n")
+    out.append(f"pytest_energy_version = {_string(entry.pytest_energy_version)}\n")
+    out.append("runs = [\n")
+    for r in entry.runs:
+        out.append(
+            f"    {{ kwh_per_1000 = {_float(r.kwh_per_1000)}, windows = {int(r.windows)}, "
+            f"spread_pct = {_float(r.spread_pct)}, date = {_string(r.date)} }},\n"
+        )
+    out.append("]\n")
+
+
+_HEADER = (
+    "# pytest-energy baseline: kWh per 1,000 inferences, one sample per window.\n"
+    "# Written by `pytest --energy-update-baseline`; review changes like code.\n"
+)
+
+
+def dumps(baseline: Baseline) -> str:
+    """Serialize in a stable, sorted order, in the canonical layout the fast reader knows."""
+    out = [_HEADER, f"schema_version = {SCHEMA_VERSION}\n"]
+    for hw, tests in sorted(baseline.entries.items()):
+        hw_key = _key(hw)
+        for nodeid in sorted(tests):
+            _entry_lines(hw_key, nodeid, tests[nodeid], out)
+    return "".join(out)
+
+
+# -- reading: the fast path for the canonical layout --------------------------------------------
+
+
+class _NotCanonical(Exception):
+    """The text is not exactly what :func:`dumps` writes: read it with the full parser."""
+
+
+_K = r'(?:[A-Za-z0-9_-]+|"(?:[^"\\\x00-\x1f\x7f]|\\[\\"btnfr]|\\u[0-9A-Fa-f]{4})*")'
+_S = r'"(?:[^"\\\x00-\x1f\x7f]|\\[\\"btnfr]|\\u[0-9A-Fa-f]{4})*"'
+_S1 = r'"(?:[^"\\\x00-\x1f\x7f]|\\[\\"btnfr]|\\u[0-9A-Fa-f]{4})+"'  # not empty
+# Non-negative numbers that are always finite as floats: at most 20 integer digits and a
+# positive exponent below 100. Anything else (1e300, 1e400, -0.0) takes the slow path.
+_F = r"(?:0|[1-9][0-9]{0,19})(?:\.[0-9]+)?(?:e(?:-[0-9]{1,3}|\+?[0-9]{1,2}))?"
+_I = r"(?:0|[1-9][0-9]{0,17})"
+_DATE = r'"(?:[0-9]{4}-[0-9]{2}-[0-9]{2})?"'
+_RUN = (
+    rf"    \{{ kwh_per_1000 = ({_F}), windows = ([1-9][0-9]{{0,17}}), spread_pct = ({_F}), "
+    rf"date = {_DATE[0]}({_DATE[1:-1]}){_DATE[-1]} \}},\n"
+)
+_RUN_LINE = (
+    rf"    \{{ kwh_per_1000 = {_F}, windows = [1-9][0-9]{{0,17}}, spread_pct = {_F}, "
+    rf"date = {_DATE} \}},\n"
+)
+_ENTRY = re.compile(
+    rf"\n\[hardware\.({_K})\.({_K})\]\n"
+    rf'unit = "kWh/1000 inferences"\n'
+    rf"kwh_per_1000 = {_F}\n"
+    rf"samples = \[({_F}(?:, {_F})*)\]\n"
+    rf"meter = ({_S1})\n"
+    rf"estimated = (true|false)\n"
+    rf"inferences = ({_I})\n"
+    rf"(?:tokens = ({_I})\n)?"
+    rf"pytest_energy_version = ({_S})\n"
+    rf"runs = \[\n((?:{_RUN_LINE})+)\]\n"
+)
+_RUN_RE = re.compile(_RUN)
+_HEAD_RE = re.compile(r"(?:#[^\x00-\x08\x0a-\x1f\x7f]*\n)*schema_version = 2\n")
+_UNESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|(.))")
+_SHORT = {'"': '"', "\\": "\\", "b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r"}
+
+
+def _unescape_one(match: re.Match[str]) -> str:
+    hexdigits, char = match.groups()
+    if hexdigits is None:
+        return _SHORT[char]
+    code = int(hexdigits, 16)
+    if 0xD800 <= code <= 0xDFFF:
+        raise _NotCanonical  # not a Unicode scalar value; tomllib says so
+    return chr(code)
+
+
+def _unquote(token: str) -> str:
+    if token[0] != '"':
+        return token
+    body = token[1:-1]
+    return _UNESCAPE.sub(_unescape_one, body) if "\\" in body else body
+
+
+def _date_ok(text: str) -> bool:
+    if text == "":
+        return True
+    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text) is None:
+        return False
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _fast_parse(text: str) -> Baseline:
+    """Read text in exactly the layout :func:`dumps` writes, or raise :class:`_NotCanonical`.
+
+    The expressions above admit only values the full validation accepts (non-negative
+    finite numbers, windows >= 1, a non-empty meter, a date or ""); dates are checked for
+    existence once per distinct date.
+    """
+    head = _HEAD_RE.match(text)
+    if head is None:
+        raise _NotCanonical
+    pos = head.end()
+    end = len(text)
+    entries: dict[str, dict[str, BaselineEntry]] = {}
+    by_token: dict[str, dict[str, BaselineEntry]] = {}  # hardware key as spelled
+    good_dates = {""}
+    match = _ENTRY.match
+    run_findall = _RUN_RE.findall
+    run = RunSummary
+    entry = BaselineEntry
+    while pos < end:
+        m = match(text, pos)
+        if m is None:
+            raise _NotCanonical
+        pos = m.end()
+        hw, nodeid, samples, meter, estimated, inferences, tokens, version, runs_text = m.groups()
+        runs = []
+        for r_kwh, r_windows, r_spread, r_date in run_findall(runs_text):
+            if r_date not in good_dates:
+                if not _date_ok(r_date):
+                    raise _NotCanonical
+                good_dates.add(r_date)
+            runs.append(run(float(r_kwh), int(r_windows), float(r_spread), r_date))
+        tests = by_token.get(hw)
+        if tests is None:
+            tests = by_token[hw] = entries.setdefault(_unquote(hw), {})
+        nodeid = _unquote(nodeid)
+        if nodeid in tests:
+            raise _NotCanonical  # a duplicate table: tomllib names it
+        tests[nodeid] = entry(
+            tuple(map(float, samples.split(", "))),
+            _unquote(meter),
+            estimated == "true",
+            _unquote(version),
+            int(inferences),
+            None if tokens is None else int(tokens),
+            tuple(runs),
+        )
+    return Baseline(entries)
+
+
+# -- reading: any TOML, fully validated ---------------------------------------------------------
+
+
+def _runs(raw: object, bad: validate.Bad) -> tuple[RunSummary, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise bad(
+            "needs a non-empty runs array (one table per recorded run: kwh_per_1000, windows, "
+            "spread_pct, date)"
+        )
+    runs = []
+    for index, run in enumerate(raw):
+        label = f"runs[{index}]"
+
+        def bad_run(what: str, label: str = label) -> Exception:
+            return bad(f"has {label} that {what}")
+
+        if not isinstance(run, dict):
+            raise bad_run("is not a table")
+        unknown = sorted(set(run) - set(_RUN_KEYS))
+        if unknown:
+            raise bad_run(f"has unknown key(s) {', '.join(unknown)}")
+        missing = [key for key in _RUN_KEYS if key not in run]
+        if missing:
+            raise bad_run(f"lacks {', '.join(missing)}")
+        numbers = {}
+        for key in ("kwh_per_1000", "spread_pct"):
+            number = validate.energy(run[key])
+            if number is None:
+                value = run[key]
+                shown = "a number too large for a float" if isinstance(value, int) else repr(value)
+                raise bad_run(f"has {key} = {shown}; expected a finite number >= 0")
+            numbers[key] = number
+        windows = run["windows"]
+        if isinstance(windows, bool) or not isinstance(windows, int) or windows < 1:
+            raise bad_run(f"has windows = {windows!r}; expected a whole number >= 1")
+        date = run["date"]
+        if isinstance(date, datetime.date) and not isinstance(date, datetime.datetime):
+            date = date.isoformat()
+        if not isinstance(date, str) or not _date_ok(date):
+            raise bad_run(
+                f'has date = {date!r}; expected a "YYYY-MM-DD" string (UTC) or "" (unknown)'
+            )
+        runs.append(RunSummary(numbers["kwh_per_1000"], windows, numbers["spread_pct"], date))
+    return tuple(runs)
+
+
+def _entry(path: Path, hardware: str, nodeid: str, raw: object, version: int) -> BaselineEntry:
     where = f"entry [hardware.{_quote(hardware)}.{_quote(nodeid)}]"
 
     def bad(what: str) -> BaselineError:
@@ -129,7 +509,7 @@ def _entry(path: Path, hardware: str, nodeid: str, raw: object) -> BaselineEntry
 
     if not isinstance(raw, dict):
         raise bad("is not a table")
-    unknown = sorted(set(raw) - _ENTRY_KEYS)
+    unknown = sorted(set(raw) - (_ENTRY_KEYS if version == 1 else _ENTRY_KEYS_V2))
     if unknown:
         raise bad(f"has unknown key(s) {', '.join(unknown)}")
     if raw.get("unit", UNIT) != UNIT:
@@ -150,33 +530,44 @@ def _entry(path: Path, hardware: str, nodeid: str, raw: object) -> BaselineEntry
     estimated = raw.get("estimated")
     if not isinstance(estimated, bool):
         raise bad("needs estimated = true or false")
-    version = raw.get("pytest_energy_version", "")
-    if not isinstance(version, str):
+    pe_version = raw.get("pytest_energy_version", "")
+    if not isinstance(pe_version, str):
         raise bad("has a pytest_energy_version that is not a string")
+    inferences = validate.count("inferences", raw.get("inferences", 0), bad) or 0
+    tokens = validate.count("tokens", raw.get("tokens"), bad, optional=True)
+    runs = _runs(raw.get("runs"), bad) if version >= 2 else ()
     return BaselineEntry(
         samples=numbers,
         meter=meter,
         estimated=estimated,
-        pytest_energy_version=version,
-        inferences=validate.count("inferences", raw.get("inferences", 0), bad) or 0,
-        tokens=validate.count("tokens", raw.get("tokens"), bad, optional=True),
+        pytest_energy_version=pe_version,
+        inferences=inferences,
+        tokens=tokens,
+        runs=runs,
     )
 
 
-def _quote(key: str) -> str:
-    return tomli_w.dumps({key: 0}).split(" = ")[0]
+def _toml_error(path: Path, text: str, exc: Exception) -> BaselineError:
+    marker = _CONFLICT_MARKER.search(text)
+    if marker is not None:
+        line = text.count("\n", 0, marker.start()) + 1
+        return _problem(
+            path,
+            "has unresolved git merge conflict markers (<<<<<<<, =======, >>>>>>>; the first "
+            f"at line {line}): two branches changed the same entries",
+            _CONFLICT_FIX,
+        )
+    if isinstance(exc, tomllib.TOMLDecodeError):
+        return _problem(path, f"is not valid TOML ({exc})", _RESTORE)
+    return _problem(path, f"is not valid TOML that pytest-energy can read ({exc})", _RESTORE)
 
 
-def parse(text: str, path: Path) -> Baseline:
-    """Parse and validate baseline ``text``; ``path`` is only used in messages."""
+def _slow_parse(text: str, path: Path) -> Baseline:
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise _problem(path, f"is not valid TOML ({exc})", _RESTORE) from None
-    except (ValueError, RecursionError) as exc:  # integer digit limit, absurd nesting
-        raise _problem(
-            path, f"is not valid TOML that pytest-energy can read ({exc})", _RESTORE
-        ) from None
+    except (tomllib.TOMLDecodeError, ValueError, RecursionError) as exc:
+        # ValueError: the integer digit limit; RecursionError: absurd nesting
+        raise _toml_error(path, text, exc) from None
     version = data.get("schema_version")
     if isinstance(version, bool) or not isinstance(version, int):
         raise _problem(path, "has no integer schema_version", _RESTORE)
@@ -199,25 +590,75 @@ def parse(text: str, path: Path) -> Baseline:
     for hw, tests in hardware.items():
         if not isinstance(tests, dict):
             raise _problem(path, f"hardware {hw!r} is not a table of tests", _RESTORE)
-        entries[hw] = {nodeid: _entry(path, hw, nodeid, raw) for nodeid, raw in tests.items()}
+        entries[hw] = {
+            nodeid: _entry(path, hw, nodeid, raw, version) for nodeid, raw in tests.items()
+        }
     return Baseline(entries)
 
 
-def load(path: Path) -> Baseline:
-    """Read the baseline at ``path``; a missing file is an empty baseline."""
-    if path.is_dir():
-        raise _problem(
+def parse(text: str, path: Path = Path("energy-baseline.toml")) -> Baseline:
+    """Parse and validate baseline ``text``; ``path`` is only used in messages.
+
+    A leading UTF-8 byte order mark (PowerShell writes one) is ignored.
+    """
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    try:
+        return _fast_parse(text)
+    except (_NotCanonical, ValueError, OverflowError):
+        return _slow_parse(text, path)
+
+
+def _not_regular(path: Path, mode: int) -> BaselineError:
+    if stat.S_ISDIR(mode):
+        return _problem(
             path,
             "is a directory",
             "Point --energy-baseline (or energy_baseline in the ini file) at a .toml file.",
         )
+    kind = (
+        "a FIFO (named pipe)"
+        if stat.S_ISFIFO(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "not a regular file"
+    )
+    return _problem(
+        path,
+        f"is {kind}, not a regular file; pytest-energy neither reads nor replaces it",
+        "Point --energy-baseline (or energy_baseline in the ini file) at a regular .toml file.",
+    )
+
+
+def load(path: Path) -> Baseline:
+    """Read the baseline at ``path``; a missing file is an empty baseline.
+
+    A symbolic link is followed. Anything that is not a regular file (a directory, FIFO,
+    device or socket) is refused without being read, so a FIFO cannot hang the run.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
-        raw = path.read_bytes()
+        before = os.stat(path)
+        if not stat.S_ISREG(before.st_mode):
+            raise _not_regular(path, before.st_mode)
+        fd = os.open(path, flags)
     except FileNotFoundError:
         return Baseline()
     except OSError as exc:
         raise _problem(
-            path, f"cannot be read ({exc.strerror})", "Check the file's permissions."
+            path, f"cannot be read ({exc.strerror or exc})", "Check the file's permissions."
+        ) from None
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            if not stat.S_ISREG(mode):  # swapped between the stat and the open
+                raise _not_regular(path, mode)
+            raw = handle.read()
+    except OSError as exc:
+        raise _problem(
+            path, f"cannot be read ({exc.strerror or exc})", "Check the file's permissions."
         ) from None
     try:
         text = raw.decode("utf-8")
@@ -226,29 +667,75 @@ def load(path: Path) -> Baseline:
     return parse(text, path)
 
 
-def dumps(baseline: Baseline) -> str:
-    """Serialize in a stable, sorted order."""
-    document: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
-    hardware = {
-        hw: {nodeid: tests[nodeid].to_toml() for nodeid in sorted(tests)}
-        for hw, tests in sorted(baseline.entries.items())
-        if tests
-    }
-    if hardware:
-        document["hardware"] = hardware
-    header = (
-        "# pytest-energy baseline: kWh per 1,000 inferences, one sample per window.\n"
-        "# Written by `pytest --energy-update-baseline`; review changes like code.\n"
-    )
-    return header + tomli_w.dumps(document)
+# -- writing ------------------------------------------------------------------------------------
+
+
+def _resolved(path: Path) -> Path:
+    """Where ``path`` really is: a symbolic link is written through to its target."""
+    return Path(os.path.realpath(path))
+
+
+def _unencodable(baseline: Baseline) -> str:
+    for hw, tests in baseline.entries.items():
+        for nodeid, entry in tests.items():
+            for name, text in (
+                ("hardware name", hw),
+                ("test id", nodeid),
+                ("meter name", entry.meter),
+                ("pytest_energy_version", entry.pytest_energy_version),
+            ):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    return f"{name} {text!r}"
+    return "a name"  # pragma: no cover - dumps only writes the strings above
+
+
+def _checked_text(path: Path, baseline: Baseline) -> str:
+    """The text to write for ``baseline``, after checking that it reads back to the same."""
+    refused = "The old file is left unchanged."
+    text = dumps(baseline)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _problem(
+            path,
+            f"was not written: the {_unencodable(baseline)} is not valid Unicode (it holds a "
+            "lone surrogate) and cannot be stored as UTF-8",
+            f"Rename the test or hardware so that it is valid text. {refused}",
+        ) from None
+    prefix = f"energy baseline {path}: "
+    try:
+        again = parse(text, path)
+    except BaselineError as exc:
+        cause = str(exc).removeprefix(prefix).split(". Fix the file by hand")[0]
+        raise _problem(
+            path,
+            f"was not written: the new content would not read back ({cause})",
+            "A meter or the calling code produced a value the baseline cannot hold (for "
+            f"example an infinite window or an empty meter name). {refused}",
+        ) from None
+    non_empty = {hw: tests for hw, tests in baseline.entries.items() if tests}
+    if again.entries != non_empty:
+        raise _problem(
+            path,
+            "was not written: the new content reads back different from what was meant",
+            f"This is a bug in pytest-energy; please report it. {refused}",
+        )
+    return text
 
 
 def save(path: Path, baseline: Baseline) -> None:
-    """Write ``baseline`` to ``path`` atomically (temporary file, fsync, rename)."""
+    """Write ``baseline`` to ``path`` atomically (temporary file, fsync, rename).
+
+    A symbolic link is written through to its target. The text is parsed back before it
+    replaces the old file; if it would not read back, nothing is written.
+    """
+    text = _checked_text(path, baseline)
     try:
-        atomic_write_text(path, dumps(baseline))
+        atomic_write_text(path, text)
     except OSError as exc:
-        if not path.parent.is_dir():
+        if not _resolved(path).parent.is_dir():
             raise _problem(
                 path,
                 "cannot be written: its directory does not exist",
@@ -261,61 +748,101 @@ def save(path: Path, baseline: Baseline) -> None:
         ) from None
 
 
+def _lock_file(path: Path) -> Path:
+    target = _resolved(path)
+    return target.with_name(target.name + ".lock")
+
+
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``<path>.lock`` so concurrent updates do not lose entries."""
-    lock_path = path.with_name(path.name + ".lock")
+    """Hold an exclusive lock on ``<target>.lock`` so concurrent updates do not lose entries.
+
+    The lock sits beside the resolved file, so every path that leads to the same baseline
+    (a symbolic link, a relative path) takes the same lock.
+    """
+    from filelock import FileLock
+
+    lock_path = _lock_file(path)
+    lock = FileLock(str(lock_path))
     try:
-        handle = open(lock_path, "a+b")  # noqa: SIM115 - closed in finally
+        lock.acquire()
+    except PermissionError as exc:
+        if lock_path.exists():
+            raise _problem(
+                path,
+                f"cannot take its lock: the lock file {lock_path} is read-only "
+                f"({exc.strerror or exc})",
+                "Remove the lock file (no pytest-energy run may be updating the baseline "
+                "then) or make it writable (chmod u+w).",
+            ) from None
+        raise _problem(
+            path,
+            f"cannot create its lock file {lock_path} ({exc.strerror or exc})",
+            "Make the baseline's directory writable.",
+        ) from None
     except OSError as exc:
         raise _problem(
             path,
-            f"cannot create its lock file {lock_path.name} ({exc.strerror})",
-            "Make the baseline's directory writable.",
+            f"cannot take its lock file {lock_path} ({exc.strerror or exc})",
+            "Check that the baseline's directory is writable and on a local file system.",
         ) from None
     try:
-        if sys.platform == "win32":  # pragma: no cover
-            import msvcrt
-
-            msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         yield
     finally:
-        handle.close()
+        lock.release()
 
 
-def update(path: Path, updates: Mapping[str, Mapping[str, BaselineEntry]]) -> Baseline:
+def update(path: Path, updates: Mapping[str, Mapping[str, Update]], *, history: int) -> Baseline:
     """Merge ``updates`` into the file at ``path`` under its lock and save it atomically.
 
     The file is re-read under the lock, so entries written meanwhile by another run are kept.
-    Returns what was written.
+    See :meth:`Baseline.merged` for how runs are appended or replaced. Returns what was
+    written.
     """
-    if not path.parent.is_dir():
+    target = _resolved(path)
+    if not target.parent.is_dir():
         raise _problem(
             path,
-            f"cannot be written: its directory {path.parent} does not exist",
+            f"cannot be written: its directory {target.parent} does not exist",
             "Create the directory or choose another --energy-baseline path.",
         )
-    if path.exists() and not os.access(path, os.W_OK):
-        raise _problem(
-            path, "is read-only", "Make it writable (chmod u+w) before --energy-update-baseline."
-        )
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:
+        mode = None
+    if mode is not None:
+        if not stat.S_ISREG(mode):
+            raise _not_regular(path, mode)
+        if not os.access(target, os.W_OK):
+            raise _problem(
+                path,
+                "is read-only",
+                "Make it writable (chmod u+w) before --energy-update-baseline.",
+            )
     with locked(path):
-        _remove_stale_temporaries(path)
-        merged = load(path).merged(updates)
+        _remove_stale_temporaries(target)
+        merged = load(path).merged(updates, history=history)
         save(path, merged)
     return merged
 
 
-def _remove_stale_temporaries(path: Path) -> None:
-    """Delete temporary files left by writers that were killed mid-save.
+_TEMP_SUFFIX = re.compile(r"[A-Za-z0-9_]{8}\.tmp")
 
-    Called with the lock held: every writer of ``path`` through :func:`update` holds it while
-    its temporary file exists, so any such file found now belongs to a dead process.
+
+def _remove_stale_temporaries(target: Path) -> None:
+    """Delete temporary files left by writers of ``target`` that were killed mid-save.
+
+    Called with the lock held: every writer of the file through :func:`update` holds it
+    while its temporary file exists, so any such file found now belongs to a dead process.
+    Names are matched exactly (``.<name>.<8 characters>.tmp``, as ``mkstemp`` makes them),
+    never as a pattern: a baseline called ``energy-*.toml`` leaves other files alone.
     """
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        with contextlib.suppress(OSError):
-            stale.unlink()
+    prefix = f".{target.name}."
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(prefix) and _TEMP_SUFFIX.fullmatch(name, len(prefix)):
+            with contextlib.suppress(OSError):
+                os.unlink(target.parent / name)

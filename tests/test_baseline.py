@@ -12,10 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_energy.baseline import (
+    DEFAULT_HISTORY,
     SCHEMA_VERSION,
     UNIT,
     Baseline,
     BaselineEntry,
+    RunSummary,
+    Update,
     dumps,
     load,
     parse,
@@ -54,6 +57,11 @@ def sample_baseline() -> Baseline:
             HW2: {"tests/test_llm.py::test_embed": entry(1.5, 1.25, meter="rapl")},
         }
     )
+
+
+def append(hw: str, nodeid: str, value: BaselineEntry) -> dict[str, dict[str, Update]]:
+    """An update that appends ``value``'s run to the stored history."""
+    return {hw: {nodeid: Update(value, replace_history=False)}}
 
 
 def files_in(directory: Path) -> list[str]:
@@ -182,7 +190,15 @@ def test_missing_file_is_empty_baseline(tmp_path: Path) -> None:
 def test_merged_keeps_other_entries() -> None:
     old = sample_baseline()
     new_entry = entry(0.9, 0.8)
-    merged = old.merged({HW: {"tests/test_llm.py::test_embed": new_entry, "new": entry(7.0)}})
+    merged = old.merged(
+        {
+            HW: {
+                "tests/test_llm.py::test_embed": Update(new_entry, replace_history=True),
+                "new": Update(entry(7.0), replace_history=False),
+            }
+        },
+        history=DEFAULT_HISTORY,
+    )
     assert merged.get(HW, "tests/test_llm.py::test_embed") == new_entry
     assert merged.get(HW, "new") == entry(7.0)
     assert merged.get(HW, "tests/test_llm.py::test_generate[bs=8]") == old.get(
@@ -196,16 +212,16 @@ def test_merged_keeps_other_entries() -> None:
 
 
 def test_merged_adds_new_hardware() -> None:
-    merged = Baseline().merged({"TPU v5": {"t": entry(1.0)}})
+    merged = Baseline().merged(append("TPU v5", "t", entry(1.0)), history=DEFAULT_HISTORY)
     assert merged.entries == {"TPU v5": {"t": entry(1.0)}}
 
 
 def test_update_keeps_entries_of_another_writer(tmp_path: Path) -> None:
     path = tmp_path / "b.toml"
     save(path, Baseline({HW2: {"existing": entry(3.0)}}))
-    update(path, {HW: {"first": entry(1.0)}})
+    update(path, append(HW, "first", entry(1.0)), history=DEFAULT_HISTORY)
     # a second writer (e.g. another CI shard) that never saw "first"
-    written = update(path, {HW: {"second": entry(2.0)}})
+    written = update(path, append(HW, "second", entry(2.0)), history=DEFAULT_HISTORY)
     final = load(path)
     assert final == written
     assert final.get(HW, "first") == entry(1.0)
@@ -216,7 +232,7 @@ def test_update_keeps_entries_of_another_writer(tmp_path: Path) -> None:
 
 def test_update_creates_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "b.toml"
-    update(path, {HW: {"t": entry(1.0)}})
+    update(path, append(HW, "t", entry(1.0)), history=DEFAULT_HISTORY)
     assert load(path) == Baseline({HW: {"t": entry(1.0)}})
 
 
@@ -224,7 +240,7 @@ def test_update_refuses_invalid_existing_file(tmp_path: Path) -> None:
     path = tmp_path / "b.toml"
     path.write_text("schema_version = 1\nbogus = 1\n", encoding="utf-8")
     with pytest.raises(BaselineError, match="bogus"):
-        update(path, {HW: {"t": entry(1.0)}})
+        update(path, append(HW, "t", entry(1.0)), history=DEFAULT_HISTORY)
     assert path.read_text(encoding="utf-8") == "schema_version = 1\nbogus = 1\n"
 
 
@@ -506,3 +522,542 @@ def test_new_file_gets_umask_mode(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+# -- schema 2: run history ----------------------------------------------------------------------
+
+
+def run(kwh: float, date: str = "2026-12-01", windows: int = 3, spread: float = 1.5) -> RunSummary:
+    return RunSummary(kwh_per_1000=kwh, windows=windows, spread_pct=spread, date=date)
+
+
+def with_runs(
+    *runs: RunSummary, samples: tuple[float, ...] = (0.5, 0.25), **kw: object
+) -> BaselineEntry:
+    base = entry(*samples, **kw)
+    return BaselineEntry(
+        samples=base.samples,
+        meter=base.meter,
+        estimated=base.estimated,
+        pytest_energy_version=base.pytest_energy_version,
+        inferences=base.inferences,
+        tokens=base.tokens,
+        runs=runs,
+    )
+
+
+def test_run_summary_of() -> None:
+    # median 1.0; absolute deviations 0.1, 0, 0.2 -> MAD 0.1; 1.4826 * 0.1 / 1.0 * 100
+    got = RunSummary.of([1.1, 1.0, 0.8], "2026-12-01")
+    assert got == RunSummary(1.0, 3, 14.8, "2026-12-01")
+    assert RunSummary.of([0.5], "").spread_pct == 0.0
+    assert RunSummary.of([0.0, 0.0], "").spread_pct == 0.0
+
+
+def test_round_sample_is_six_significant_digits() -> None:
+    from pytest_energy.baseline import SAMPLE_DIGITS, round_sample
+
+    assert SAMPLE_DIGITS == 6
+    assert round_sample(0.0123456789) == 0.0123457
+    assert round_sample(123456789.0) == 123457000.0
+    assert round_sample(round_sample(1 / 3)) == round_sample(1 / 3)
+
+
+def test_entry_without_runs_has_one_run_from_its_samples() -> None:
+    got = entry(0.5, 0.25, 0.75)
+    assert got.runs == (RunSummary.of((0.5, 0.25, 0.75), ""),)
+
+
+SCHEMA_2_ENTRY = """\
+schema_version = 2
+
+[hardware."NVIDIA H100 80GB HBM3 x1"."tests/test_llm.py::test_generate[bs=8]"]
+unit = "kWh/1000 inferences"
+kwh_per_1000 = 0.0123
+samples = [0.0121, 0.0123, 0.0124]
+meter = "nvml"
+estimated = false
+inferences = 64
+tokens = 512
+pytest_energy_version = "0.2.0"
+runs = [
+    { kwh_per_1000 = 0.0125, windows = 10, spread_pct = 1.1, date = "2026-11-30" },
+    { kwh_per_1000 = 0.0123, windows = 3, spread_pct = 1.2, date = "2026-12-01" },
+]
+"""
+
+
+def test_schema_2_layout_is_exactly_what_is_written() -> None:
+    e = BaselineEntry(
+        samples=(0.0121, 0.0123, 0.0124),
+        meter="nvml",
+        estimated=False,
+        pytest_energy_version="0.2.0",
+        inferences=64,
+        tokens=512,
+        runs=(run(0.0125, "2026-11-30", 10, 1.1), run(0.0123, "2026-12-01", 3, 1.2)),
+    )
+    baseline = Baseline({HW: {"tests/test_llm.py::test_generate[bs=8]": e}})
+    text = dumps(baseline)
+    assert text.endswith(SCHEMA_2_ENTRY)
+    assert text.startswith("# pytest-energy baseline")
+    # what tomllib sees: runs is an array of tables, newest last
+    table = tomllib.loads(text)["hardware"][HW]["tests/test_llm.py::test_generate[bs=8]"]
+    assert table == e.to_toml()
+    assert table["runs"][-1] == {
+        "kwh_per_1000": 0.0123,
+        "windows": 3,
+        "spread_pct": 1.2,
+        "date": "2026-12-01",
+    }
+    assert parse(text) == baseline
+
+
+def test_array_of_tables_spelling_reads_the_same() -> None:
+    text = SCHEMA_2_ENTRY.split("runs = [")[0] + "".join(
+        f'\n[[hardware."{HW}"."tests/test_llm.py::test_generate[bs=8]".runs]]\n'
+        f"kwh_per_1000 = {kwh}\nwindows = {w}\nspread_pct = {s}\ndate = {d}\n"
+        for kwh, w, s, d in [(0.0125, 10, 1.1, "2026-11-30"), (0.0123, 3, 1.2, '"2026-12-01"')]
+    )
+    # a TOML date (unquoted) is accepted as well as a string
+    got = parse(text).get(HW, "tests/test_llm.py::test_generate[bs=8]")
+    assert got is not None
+    assert got.runs == (run(0.0125, "2026-11-30", 10, 1.1), run(0.0123, "2026-12-01", 3, 1.2))
+    assert got == parse(SCHEMA_2_ENTRY).get(HW, "tests/test_llm.py::test_generate[bs=8]")
+
+
+def test_schema_1_file_reads_as_one_run_each_and_is_rewritten_as_schema_2(tmp_path: Path) -> None:
+    path = tmp_path / "energy-baseline.toml"
+    path.write_text(_doc(), encoding="utf-8")  # schema_version = 1, samples [0.5, 0.25]
+    old = load(path).get("GPU", "tests/t.py::test_x")
+    assert old is not None
+    assert old.runs == (RunSummary(0.375, 2, 49.4, ""),)  # MAD 0.125 / median 0.375
+    new_run = RunSummary.of((0.4, 0.3), "2026-12-01")
+    update(
+        path,
+        append("GPU", "tests/t.py::test_x", with_runs(new_run, samples=(0.4, 0.3))),
+        history=DEFAULT_HISTORY,
+    )
+    text = path.read_text(encoding="utf-8")
+    assert "schema_version = 2\n" in text
+    assert tomllib.loads(text)["schema_version"] == 2
+    got = load(path).get("GPU", "tests/t.py::test_x")
+    assert got is not None
+    assert got.runs == (old.runs[0], new_run)
+    assert got.samples == (0.4, 0.3)
+
+
+def test_schema_1_entry_with_runs_is_an_unknown_key() -> None:
+    text = _doc(
+        _VALID_ENTRY + 'runs = [{ kwh_per_1000 = 1.0, windows = 1, spread_pct = 0.0, date = "" }]\n'
+    )
+    with pytest.raises(BaselineError, match=r"unknown key\(s\) runs"):
+        parse(text)
+
+
+def test_append_keeps_at_most_history_runs_newest_last() -> None:
+    baseline = Baseline()
+    for day in range(1, 8):
+        new = with_runs(run(float(day), f"2026-12-0{day}"), samples=(float(day),))
+        baseline = baseline.merged(append(HW, "t", new), history=3)
+        got = baseline.get(HW, "t")
+        assert got is not None
+        assert [r.date for r in got.runs] == [
+            f"2026-12-0{d}" for d in range(max(1, day - 2), day + 1)
+        ]
+        assert got.samples == (float(day),)  # samples are the latest run's
+
+
+def test_replace_history_starts_a_new_level() -> None:
+    old = Baseline({HW: {"t": with_runs(run(1.0, "2026-11-01"), run(1.1, "2026-11-02"))}})
+    new = with_runs(run(2.0, "2026-12-01"), samples=(2.0, 2.1), inferences=8)
+    merged = old.merged({HW: {"t": Update(new, replace_history=True)}}, history=5)
+    assert merged.get(HW, "t") == new
+    appended = old.merged(append(HW, "t", new), history=5).get(HW, "t")
+    assert appended is not None
+    assert [r.kwh_per_1000 for r in appended.runs] == [1.0, 1.1, 2.0]
+    assert appended.inferences == 8 and appended.samples == (2.0, 2.1)
+
+
+@pytest.mark.parametrize(
+    "change", [{"meter": "rapl"}, {"estimated": True}], ids=["other-meter", "estimated"]
+)
+def test_append_to_an_incomparable_entry_replaces_it(change: dict[str, object]) -> None:
+    old = Baseline({HW: {"t": with_runs(run(1.0, "2026-11-01"), run(1.1, "2026-11-02"))}})
+    new = with_runs(run(2.0), samples=(2.0,), **change)
+    got = old.merged(append(HW, "t", new), history=5).get(HW, "t")
+    assert got == new
+    assert len(got.runs) == 1
+
+
+@pytest.mark.parametrize("history", [0, -1, True, 2.5])
+def test_history_must_be_a_positive_whole_number(history: object) -> None:
+    with pytest.raises(ValueError, match="history"):
+        Baseline().merged(append(HW, "t", entry(1.0)), history=history)  # type: ignore[arg-type]
+
+
+def test_appending_a_run_changes_only_its_own_lines(tmp_path: Path) -> None:
+    """A full history: the new run's line is added, the oldest run's line drops, and the
+    entry's samples and median lines change; nothing else in the file moves."""
+    import difflib
+
+    path = tmp_path / "energy-baseline.toml"
+    others = {f"tests/t.py::test_{i}": with_runs(run(0.1 * i, "2026-11-01")) for i in range(5)}
+    history = [run(1.0 + d / 100, f"2026-11-2{d}") for d in range(5)]
+    save(path, Baseline({HW: {**others, "tests/t.py::test_x": with_runs(*history)}}))
+    before = path.read_text(encoding="utf-8").splitlines()
+    new_run = run(1.2, "2026-12-01")
+    update(
+        path,
+        append(HW, "tests/t.py::test_x", with_runs(new_run, samples=(1.2, 1.3, 1.1))),
+        history=5,
+    )
+    after = path.read_text(encoding="utf-8").splitlines()
+    diff = [
+        line
+        for line in difflib.unified_diff(before, after, lineterm="", n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+    assert sorted(diff) == sorted(
+        [
+            "-kwh_per_1000 = 0.375",
+            "+kwh_per_1000 = 1.2",
+            "-samples = [0.5, 0.25]",
+            "+samples = [1.2, 1.3, 1.1]",
+            '-    { kwh_per_1000 = 1.0, windows = 3, spread_pct = 1.5, date = "2026-11-20" },',
+            '+    { kwh_per_1000 = 1.2, windows = 3, spread_pct = 1.5, date = "2026-12-01" },',
+        ]
+    )
+
+
+_RUN_OK = '{ kwh_per_1000 = 0.5, windows = 2, spread_pct = 1.0, date = "2026-12-01" }'
+
+
+def _doc2(runs: str) -> str:
+    body = _VALID_ENTRY + f"runs = {runs}\n"
+    return _doc(body, head="schema_version = 2\n")
+
+
+BAD_RUNS: list[tuple[str, str, str]] = [
+    ("runs-missing", _doc(head="schema_version = 2\n"), "needs a non-empty runs array"),
+    ("runs-empty", _doc2("[]"), "needs a non-empty runs array"),
+    ("runs-not-array", _doc2("3"), "needs a non-empty runs array"),
+    ("run-not-table", _doc2("[1]"), "runs[0] that is not a table"),
+    ("run-unknown-key", _doc2(f"[{_RUN_OK[:-1]}, joules = 1 }}]"), "unknown key(s) joules"),
+    (
+        "run-missing-date",
+        _doc2("[{ kwh_per_1000 = 0.5, windows = 2, spread_pct = 1.0 }]"),
+        "lacks date",
+    ),
+    ("run-kwh-nan", _doc2(f"[{_RUN_OK.replace('= 0.5', '= nan')}]"), "kwh_per_1000 = nan"),
+    ("run-kwh-negative", _doc2(f"[{_RUN_OK.replace('= 0.5', '= -0.5')}]"), "kwh_per_1000 = -0.5"),
+    (
+        "run-kwh-string",
+        _doc2("[" + _RUN_OK.replace("= 0.5", '= "0.5"') + "]"),
+        "kwh_per_1000 = '0.5'",
+    ),
+    ("run-kwh-huge-int", _doc2(f"[{_RUN_OK.replace('= 0.5', '= 1' + '0' * 400)}]"), "too large"),
+    ("run-spread-inf", _doc2(f"[{_RUN_OK.replace('= 1.0', '= inf')}]"), "spread_pct = inf"),
+    ("run-windows-zero", _doc2(f"[{_RUN_OK.replace('= 2,', '= 0,')}]"), "windows = 0"),
+    ("run-windows-float", _doc2(f"[{_RUN_OK.replace('= 2,', '= 2.0,')}]"), "windows = 2.0"),
+    ("run-windows-bool", _doc2(f"[{_RUN_OK.replace('= 2,', '= true,')}]"), "windows = True"),
+    ("run-date-invalid", _doc2(f"[{_RUN_OK.replace('12-01', '13-01')}]"), "date = '2026-13-01'"),
+    (
+        "run-date-words",
+        _doc2(f"[{_RUN_OK.replace('2026-12-01', 'yesterday')}]"),
+        "date = 'yesterday'",
+    ),
+    (
+        "run-date-int",
+        _doc2(f"[{_RUN_OK.replace(chr(34) + '2026-12-01' + chr(34), '1')}]"),
+        "date = 1",
+    ),
+    (
+        "run-date-datetime",
+        _doc2(f"[{_RUN_OK.replace(chr(34) + '2026-12-01' + chr(34), '2026-12-01T10:00:00')}]"),
+        "date = datetime",
+    ),
+    ("second-run-bad", _doc2(f"[{_RUN_OK}, 7]"), "runs[1] that is not a table"),
+]
+
+
+@pytest.mark.parametrize(("content", "needle"), [pytest.param(c, n, id=i) for i, c, n in BAD_RUNS])
+def test_invalid_run_raises_one_clear_error(tmp_path: Path, content: str, needle: str) -> None:
+    path = tmp_path / "energy-baseline.toml"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(BaselineError) as excinfo:
+        load(path)
+    message = str(excinfo.value)
+    assert message.startswith(f"energy baseline {path}: ")
+    assert 'entry [hardware.GPU."tests/t.py::test_x"]' in message
+    assert needle in message
+    assert _RESTORE_HINT in message and "git checkout" in message
+    assert "\n" not in message
+
+
+def test_valid_run_fixture_parses() -> None:
+    got = parse(_doc2(f"[{_RUN_OK}]")).get("GPU", "tests/t.py::test_x")
+    assert got is not None and got.runs == (RunSummary(0.5, 2, 1.0, "2026-12-01"),)
+
+
+_run_strategy = st.builds(
+    RunSummary,
+    kwh_per_1000=st.floats(min_value=0.0, allow_nan=False, allow_infinity=False),
+    windows=st.integers(1, 2**40),
+    spread_pct=st.floats(min_value=0.0, allow_nan=False, allow_infinity=False),
+    date=st.sampled_from(["", "2026-12-01", "1999-02-28", "2028-02-29"]),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    _baseline_strategy,
+    st.lists(_run_strategy, min_size=1, max_size=4).map(tuple),
+)
+def test_canonical_text_reads_the_same_as_any_toml(
+    original: Baseline, runs: tuple[RunSummary, ...]
+) -> None:
+    """The fast reader of the canonical layout and the full TOML reader agree: a comment
+    after the header makes the text non-canonical, so it goes through tomllib."""
+    original = Baseline(
+        {
+            hw: {
+                nodeid: BaselineEntry(
+                    samples=e.samples,
+                    meter=e.meter,
+                    estimated=e.estimated,
+                    pytest_energy_version=e.pytest_energy_version,
+                    inferences=e.inferences,
+                    tokens=e.tokens,
+                    runs=runs,
+                )
+                for nodeid, e in tests.items()
+            }
+            for hw, tests in original.entries.items()
+        }
+    )
+    text = dumps(original)
+    fast = parse(text)
+    slow = parse(text.replace("schema_version = 2\n", "schema_version = 2\n# slow path\n", 1))
+    assert fast == slow == Baseline({hw: t for hw, t in original.entries.items() if t})
+    assert tomllib.loads(text).get("hardware", {}) == {
+        hw: {nodeid: e.to_toml() for nodeid, e in tests.items()}
+        for hw, tests in original.entries.items()
+        if tests
+    }
+
+
+# -- files: symlinks, odd file types, BOM, conflicts, locks, read-back --------------------------
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symlinks need privileges on Windows")
+def test_update_writes_through_a_symlink_and_locks_the_target(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    target = shared / "real-baseline.toml"
+    save(target, Baseline({HW: {"old": entry(1.0)}}))
+    project = tmp_path / "project"
+    project.mkdir()
+    link = project / "energy-baseline.toml"
+    link.symlink_to(Path("..") / "shared" / "real-baseline.toml")
+    update(link, append(HW, "new", entry(2.0)), history=DEFAULT_HISTORY)
+    assert link.is_symlink()
+    assert load(target).get(HW, "new") == entry(2.0)
+    assert load(target).get(HW, "old") == entry(1.0)
+    assert (shared / "real-baseline.toml.lock").exists()
+    assert files_in(project) == ["energy-baseline.toml"]  # no lock, no temp beside the link
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symlinks need privileges on Windows")
+def test_save_through_a_dangling_symlink_creates_the_target(tmp_path: Path) -> None:
+    link = tmp_path / "energy-baseline.toml"
+    link.symlink_to("elsewhere.toml")
+    assert load(link) == Baseline()
+    update(link, append(HW, "t", entry(1.0)), history=DEFAULT_HISTORY)
+    assert link.is_symlink()
+    assert load(tmp_path / "elsewhere.toml").get(HW, "t") == entry(1.0)
+
+
+def test_stale_temp_cleanup_matches_the_name_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "energy-*.toml"
+    others = [
+        ".energy-gpu.toml.k3j4h5g6.tmp",  # another baseline's live temporary file
+        ".energy-*.toml.x.toml.abcdefgh.tmp",
+        ".energy-*.toml.short.tmp",
+    ]
+    for name in others:
+        (tmp_path / name).write_text("in use", encoding="utf-8")
+    (tmp_path / ".energy-*.toml.abcd_123.tmp").write_text("stale", encoding="utf-8")
+    update(path, append(HW, "t", entry(1.0)), history=DEFAULT_HISTORY)
+    assert files_in(tmp_path) == sorted([*others, "energy-*.toml", "energy-*.toml.lock"])
+    assert load(path).get(HW, "t") == entry(1.0)
+
+
+def _within(seconds: float, call: object) -> object:
+    """Run ``call`` in a thread; fail (not hang) when it blocks, unblocking a FIFO reader."""
+    import threading
+
+    box: list[object] = []
+
+    def target() -> None:
+        try:
+            box.append(call())  # type: ignore[operator]
+        except BaseException as exc:
+            box.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        return "blocked"
+    return box[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+@pytest.mark.parametrize("operation", ["load", "update"])
+def test_fifo_at_the_baseline_path_is_refused_not_opened(tmp_path: Path, operation: str) -> None:
+    path = tmp_path / "energy-baseline.toml"
+    os.mkfifo(path)
+    if operation == "load":
+        outcome = _within(10, lambda: load(path))
+    else:
+        outcome = _within(
+            10, lambda: update(path, append(HW, "t", entry(1.0)), history=DEFAULT_HISTORY)
+        )
+    if outcome == "blocked":  # unblock the reader so the thread ends, then fail
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(fd)
+        pytest.fail(f"{operation}() blocked opening a FIFO")
+    assert isinstance(outcome, BaselineError), outcome
+    message = str(outcome)
+    assert message.startswith(f"energy baseline {path}: is a FIFO (named pipe), not a regular file")
+    assert "--energy-baseline" in message
+    import stat
+
+    assert stat.S_ISFIFO(os.stat(path).st_mode)  # left alone
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/null"), reason="POSIX devices")
+def test_device_at_the_baseline_path_is_refused() -> None:
+    with pytest.raises(BaselineError, match="is a device, not a regular file"):
+        load(Path("/dev/null"))
+
+
+def test_utf8_bom_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "energy-baseline.toml"
+    text = dumps(sample_baseline())
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert load(path) == sample_baseline()
+    path.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("utf-8"))  # PowerShell
+    assert load(path) == sample_baseline()
+
+
+def test_git_conflict_markers_are_named_with_the_fix(tmp_path: Path) -> None:
+    ours = dumps(Baseline({HW: {"t": entry(1.0)}})).splitlines(keepends=True)
+    theirs = dumps(Baseline({HW: {"t": entry(2.0)}})).splitlines(keepends=True)
+    at = next(i for i, line in enumerate(ours) if line.startswith("kwh_per_1000"))
+    text = "".join(
+        [
+            *ours[:at],
+            "<<<<<<< HEAD\n",
+            *ours[at : at + 2],
+            "=======\n",
+            *theirs[at : at + 2],
+            ">>>>>>> feature/faster-model\n",
+            *ours[at + 2 :],
+        ]
+    )
+    path = tmp_path / "energy-baseline.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(BaselineError) as excinfo:
+        load(path)
+    message = str(excinfo.value)
+    assert message.startswith(f"energy baseline {path}: has unresolved git merge conflict markers")
+    assert f"at line {at + 1}" in message
+    assert "Resolve the conflict" in message
+    assert "--energy-update-baseline" in message
+    assert "pytest-energy merge" in message
+    assert "Invalid statement" not in message
+
+
+def test_conflict_markers_in_a_string_do_not_hide_a_valid_file() -> None:
+    text = _doc(_VALID_ENTRY.replace('"0.1.0"', '"""a\n=======\nb"""'))
+    got = parse(text).get("GPU", "tests/t.py::test_x")
+    assert got is not None and got.pytest_energy_version == "a\n=======\nb"
+
+
+def test_read_only_lock_file_gets_lock_file_advice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a non-root user sees when ``<baseline>.lock`` is read-only (root cannot be
+    refused, so the refusal is simulated at the lock library's public ``acquire``)."""
+    import filelock
+
+    path = tmp_path / "energy-baseline.toml"
+    lock = tmp_path / "energy-baseline.toml.lock"
+    lock.write_bytes(b"")
+    lock.chmod(0o444)
+
+    def refuse(self: object, *args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", str(lock))
+
+    monkeypatch.setattr(filelock.FileLock, "acquire", refuse)
+    with pytest.raises(BaselineError) as excinfo:
+        update(path, append(HW, "t", entry(1.0)), history=DEFAULT_HISTORY)
+    message = str(excinfo.value)
+    assert f"the lock file {lock} is read-only" in message
+    assert "Remove the lock file" in message and "make it writable" in message
+    assert "directory writable" not in message
+    assert not path.exists()
+
+
+@pytest.mark.skipif(
+    sys.platform == "win32" or os.geteuid() == 0, reason="POSIX permissions; root ignores them"
+)
+def test_read_only_lock_file_for_real(tmp_path: Path) -> None:
+    path = tmp_path / "energy-baseline.toml"
+    lock = tmp_path / "energy-baseline.toml.lock"
+    lock.write_bytes(b"")
+    lock.chmod(0o444)
+    with pytest.raises(BaselineError, match=r"is read-only.*Remove the lock file"):
+        update(path, append(HW, "t", entry(1.0)), history=DEFAULT_HISTORY)
+
+
+@pytest.mark.parametrize(
+    ("bad", "needle"),
+    [
+        (entry(float("inf")), "negative, NaN or infinite: inf"),
+        (entry(float("nan"), 1.0), "negative, NaN or infinite: nan"),
+        (entry(-1.0), "negative, NaN or infinite: -1.0"),
+        (entry(1.0, meter=""), "needs a meter name"),
+        (with_runs(run(1.0, windows=0)), "windows = 0"),
+        (with_runs(run(1.0, date="1 Dec")), "date = '1 Dec'"),
+    ],
+    ids=["inf-sample", "nan-sample", "negative", "empty-meter", "zero-windows", "bad-date"],
+)
+def test_update_refuses_to_write_what_would_not_read_back(
+    tmp_path: Path, bad: BaselineEntry, needle: str
+) -> None:
+    path = tmp_path / "energy-baseline.toml"
+    save(path, Baseline({HW: {"keep": entry(1.0)}}))
+    before = path.read_bytes()
+    with pytest.raises(BaselineError) as excinfo:
+        update(path, append(HW, "t", bad), history=DEFAULT_HISTORY)
+    message = str(excinfo.value)
+    assert message.startswith(
+        f"energy baseline {path}: was not written: the new content would not read back"
+    )
+    assert needle in message
+    assert "The old file is left unchanged." in message
+    assert path.read_bytes() == before
+    assert load(path) == Baseline({HW: {"keep": entry(1.0)}})
+    assert sorted(files_in(tmp_path)) == ["energy-baseline.toml", "energy-baseline.toml.lock"]
+
+
+def test_lone_surrogate_in_a_test_id_is_a_baseline_error(tmp_path: Path) -> None:
+    path = tmp_path / "energy-baseline.toml"
+    with pytest.raises(
+        BaselineError, match=r"test id 'tests/t.py::test_x\[\\udc80\]' is not valid Unicode"
+    ):
+        update(path, append(HW, "tests/t.py::test_x[\udc80]", entry(1.0)), history=DEFAULT_HISTORY)
+    assert not path.exists()
