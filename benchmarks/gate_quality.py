@@ -789,7 +789,7 @@ def chain_rates(
             elif c.status is stats.Status.IMPROVED and c.improved_beyond_bound:
                 runs = [cur]
             elif setup.prior_pct is not None:
-                runs = (runs + [cur])[-keep:]
+                runs = [*runs, cur][-keep:]
     return early / (10 * chains), late / (10 * chains)
 
 
@@ -847,9 +847,8 @@ def limit_table() -> str:
         for k in (1, 3, 5, 10):
             row = [f"{run_sd * 100:g}%", str(k)]
             for fa, power in ((0.01, 0.95), (0.002, 0.95), (0.001, 0.965)):
-                row.append(
-                    f"{smallest_detectable_pct(run_sd, TARGET_CV, ACROSS_WINDOWS, k, fa, power):.1f}%"
-                )
+                limit = smallest_detectable_pct(run_sd, TARGET_CV, ACROSS_WINDOWS, k, fa, power)
+                row.append(f"{limit:.1f}%")
             rows.append(row)
     return table(header, rows)
 
@@ -916,7 +915,8 @@ def target_rows(trials: int, seed: int) -> list[TargetRow]:
         TargetRow(
             "adaptive rounds, unchanged test",
             f"as row 1, max {stats.DEFAULT_MAX_ROUNDS} windows",
-            f"mean {a0.mean_windows:.2f} windows (FA {pct(a0.failed)}%); +10%: {pct(a10.failed)}% detected, mean {a10.mean_windows:.2f} windows",
+            f"mean {a0.mean_windows:.2f} windows (FA {pct(a0.failed)}%); +10%: "
+            f"{pct(a10.failed)}% detected, mean {a10.mean_windows:.2f} windows",
             "mean <= 6, +10% >= 95%",
             a0.mean_windows <= 6 and a10.failed >= 0.95,
         )
@@ -1056,13 +1056,16 @@ def run_across(trials: int, *, seed: int, out: Callable[[str], None] = print) ->
     """Print the tables of the rule across runs; return the target rows."""
     started = time.perf_counter()
     out(
-        f"## 6. Across runs: the targets (tolerance {ACROSS_TOLERANCE_PCT:g}%, alpha {ACROSS_ALPHA:g}, {ACROSS_WINDOWS} windows a run, CV {TARGET_CV:.0%}, {trials} runs per no-change cell)\n"
+        f"## 6. Across runs: the targets (tolerance {ACROSS_TOLERANCE_PCT:g}%, alpha "
+        f"{ACROSS_ALPHA:g}, {ACROSS_WINDOWS} windows a run, CV {TARGET_CV:.0%}, "
+        f"{4 * trials} runs per false-alarm cell)\n"
     )
     rows = target_rows(trials, seed)
     out(targets_table(rows))
     out("")
     out(
-        "## 7. The physical limit: smallest change detectable at a known run spread (CV 2%, 10 windows)\n"
+        "## 7. The physical limit: smallest change detectable at a known run spread "
+        "(CV 2%, 10 windows)\n"
     )
     out(limit_table())
     out("")
@@ -1076,7 +1079,8 @@ def run_across(trials: int, *, seed: int, out: Callable[[str], None] = print) ->
     out(adaptive_table(max(trials // 2, 1), seed))
     out("")
     out(
-        f"## 11. A suite of {SUITE_TESTS} unchanged tests, one run offset shared by all tests of a run\n"
+        f"## 11. A suite of {SUITE_TESTS} unchanged tests, one run offset shared by all "
+        "tests of a run\n"
     )
     out(suite_table(max(trials // 20, 1), seed))
     out("")
@@ -1087,7 +1091,8 @@ def run_across(trials: int, *, seed: int, out: Callable[[str], None] = print) ->
     out(abba_table(max(trials // 4, 1), seed))
     out("")
     out(
-        f"Across-run tables simulated in {time.perf_counter() - started:.0f} s, every verdict by stats.compare, stats.settled or stats.compare_paired."
+        f"Across-run tables simulated in {time.perf_counter() - started:.0f} s, every verdict "
+        "by stats.compare, stats.settled or stats.compare_paired."
     )
     return rows
 

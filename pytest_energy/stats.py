@@ -221,14 +221,16 @@ def robust_spread(samples: Sequence[float]) -> float:
     return MAD_TO_SD * mad / mid
 
 
-def outliers(samples: Sequence[float]) -> tuple[int, ...]:
+def outliers(samples: Sequence[float], *, spread: float | None = None) -> tuple[int, ...]:
     """Indices of the windows far from their run's median.
 
     A window is flagged when ``|x - median| > OUTLIER_THRESHOLD * scale``, where ``scale``
-    is ``max(1.4826 * MAD, OUTLIER_FLOOR_PCT / 100 * |median|)``. Nothing is flagged in
-    fewer than :data:`MIN_OUTLIER_WINDOWS` windows, or when the median or the MAD is not
-    finite. Since a flagged window lies beyond the MAD, fewer than half of the windows
-    (at most half, for an even count) can be flagged.
+    is ``max(1.4826 * MAD, OUTLIER_FLOOR_PCT / 100 * |median|)``. ``spread``, a relative
+    robust standard deviation known from elsewhere (:func:`compare` pools both runs'
+    deviations), replaces ``1.4826 * MAD / |median|``. Nothing is flagged in fewer than
+    :data:`MIN_OUTLIER_WINDOWS` windows, or when the median or the MAD is not finite.
+    Without ``spread``, a flagged window lies beyond the MAD, so at most half of the windows
+    can be flagged.
     """
     if len(samples) < MIN_OUTLIER_WINDOWS:
         return ()
@@ -236,12 +238,37 @@ def outliers(samples: Sequence[float]) -> tuple[int, ...]:
     if not math.isfinite(mid):
         return ()
     deviations = [abs(x - mid) for x in samples]
-    mad = median(deviations)
-    if not math.isfinite(mad):
-        return ()
-    scale = max(MAD_TO_SD * mad, OUTLIER_FLOOR_PCT / 100.0 * abs(mid))
+    if spread is None:
+        mad = median(deviations)
+        if not math.isfinite(mad):
+            return ()
+        robust_sd = MAD_TO_SD * mad
+    else:
+        robust_sd = spread * abs(mid)
+    scale = max(robust_sd, OUTLIER_FLOOR_PCT / 100.0 * abs(mid))
     limit = OUTLIER_THRESHOLD * scale
-    return tuple(i for i, d in enumerate(deviations) if d > limit)
+    flagged = tuple(i for i, d in enumerate(deviations) if d > limit)
+    return flagged if 2 * len(flagged) <= len(samples) else ()
+
+
+def pooled_spread(*runs: Sequence[float]) -> float | None:
+    """``1.4826 * median(|x - m| / m)`` over the windows of all ``runs`` with at least
+    :data:`MIN_OUTLIER_WINDOWS` windows, ``m`` each run's median: one robust relative
+    spread for a test's window noise. Two outlier windows in one run of ten move the MAD of
+    that run a lot and this one little. None when no run qualifies or a median is not
+    positive and finite."""
+    relative: list[float] = []
+    for run in runs:
+        if len(run) < MIN_OUTLIER_WINDOWS:
+            continue
+        mid = median(run)
+        if not (mid > 0 and math.isfinite(mid)):
+            return None
+        relative.extend(abs(x - mid) / mid for x in run)
+    if not relative:
+        return None
+    mad = median(relative)
+    return MAD_TO_SD * mad if math.isfinite(mad) else None
 
 
 def _without(samples: Sequence[float], flagged: tuple[int, ...]) -> list[float]:
@@ -591,7 +618,9 @@ def compare(
     module docstring for all rules.
     """
     _check(current, baseline)
-    out_current, out_baseline = outliers(current), outliers(baseline)
+    spread = pooled_spread(current, baseline)
+    out_current = outliers(current, spread=spread)
+    out_baseline = outliers(baseline, spread=spread)
     if deterministic:
         return _deterministic(current, baseline, tolerance_pct, alpha, out_current, out_baseline)
     bounds_possible = run_spread_pct is not None or len(_usable(history)) >= MIN_HISTORY_RUNS
@@ -894,7 +923,8 @@ def compare_paired(
     ``current`` plays "baseline" in the fields.
     """
     _check(current, candidate)
-    out_a, out_b = outliers(current), outliers(candidate)
+    spread = pooled_spread(current, candidate)
+    out_a, out_b = outliers(current, spread=spread), outliers(candidate, spread=spread)
     n = min(len(current), len(candidate))
     dropped = {i for i in (*out_a, *out_b) if i < n}
     keep = [i for i in range(n) if i not in dropped] or list(range(n))

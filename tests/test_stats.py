@@ -775,3 +775,19 @@ def test_settled_does_not_stop_on_borderline_cases() -> None:
     assert not settled(edge, BASE10, run_spread_pct=2.0, **kw)  # type: ignore[arg-type]
     # the old rule (no prior, no history) has its own borderline
     assert not settled(border, BASE10, **kw)  # type: ignore[arg-type]
+
+
+def test_pooled_spread_resists_a_contaminated_run() -> None:
+    # one run of ten with two +30% windows (median 1.005), one clean run (median 1.0)
+    dirty = [1.0, 1.03, 0.97, 1.02, 0.98, 1.01, 0.99, 1.0, 1.3, 1.3]
+    clean = [1.0, 1.03, 0.97, 1.02, 0.98, 1.01, 0.99, 1.0, 1.01, 0.99]
+    # dirty's own deviations sort to .005 x3, .015 x2, .025 x2, .035, .295 x2: MAD .02
+    assert stats.robust_spread(dirty) == pytest.approx(1.4826 * 0.02 / 1.005)
+    # pooled with clean's (0 x2, .01 x4, .02 x2, .03 x2), the 10th and 11th of 20 are .015
+    pooled = stats.pooled_spread(dirty, clean)
+    assert pooled == pytest.approx(1.4826 * 0.015 / 1.005)
+    assert stats.pooled_spread([1.0, 2.0]) is None  # too few windows to say
+    assert stats.pooled_spread([0.0, 0.0, 0.0], clean) is None
+    # a given spread replaces the run's own MAD; more than half flagged means none
+    assert outliers([1.0, 1.0, 1.0, 1.2], spread=0.01) == (3,)
+    assert outliers([1.0, 1.1, 1.2, 1.3, 1.4], spread=0.001) == ()  # 4 of 5 beyond 6%
