@@ -570,6 +570,533 @@ def measured_table(noise: Sequence[MeasuredNoise], gate: Gate, pairs: int, seed:
     return table(header, rows)
 
 
+# -- across runs: history, prediction bound, outliers, adaptive rounds ------------------------
+
+#: The gate's defaults for the tables below: tolerance, alpha.
+ACROSS_TOLERANCE_PCT = 3.0
+ACROSS_ALPHA = 0.01
+#: Windows per recorded baseline run and per fixed-count candidate run.
+ACROSS_WINDOWS = 10
+#: Tests in the simulated suite of table 9.
+SUITE_TESTS = 50
+#: Runs per chain in table 10 (re-recording after each accepted verdict).
+CHAIN_RUNS = 40
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """Noise of one test's runs, beyond the per-window lognormal CV (see :func:`run_windows`)."""
+
+    label: str
+    cv: float = TARGET_CV
+    run_sd: float = 0.0
+    """Log-sd of the per-run offset shared by all windows of a run."""
+    rho: float = 0.0
+    """AR(1) correlation of consecutive windows' log noise (stationary sd unchanged)."""
+    outlier_rate: float = 0.0
+    """Probability that a window is an outlier, multiplied by 1 + outlier_size."""
+    outlier_size: float = 0.30
+    drift_sd: float = 0.0
+    """Each run drifts linearly across its windows, first to last window, by a normal amount
+    with this sd (warm-up, thermal throttling, a neighbour starting)."""
+    baseline_outliers: int = 0
+    """Exactly this many windows of the latest baseline run are multiplied by 1.3."""
+
+    def words(self) -> list[int]:
+        return [
+            round(self.cv * 1e5),
+            round(self.run_sd * 1e5),
+            round(self.rho * 1e5),
+            round(self.outlier_rate * 1e5),
+            round(self.outlier_size * 1e5),
+            round(self.drift_sd * 1e5),
+            self.baseline_outliers,
+        ]
+
+
+def run_windows(rng: np.random.Generator, model: NoiseModel, runs: int, windows: int) -> np.ndarray:
+    """``runs`` x ``windows`` multiplicative noise: run offset x AR(1) lognormal x outliers x
+    drift. Median about 1."""
+    sigma = math.sqrt(math.log1p(model.cv * model.cv))
+    z = rng.standard_normal((runs, windows))
+    e = np.empty_like(z)
+    e[:, 0] = z[:, 0]
+    keep = math.sqrt(1.0 - model.rho * model.rho)
+    for t in range(1, windows):
+        e[:, t] = model.rho * e[:, t - 1] + keep * z[:, t]
+    x = np.exp(sigma * e + model.run_sd * rng.standard_normal((runs, 1)))
+    if model.outlier_rate:
+        x *= np.where(rng.random((runs, windows)) < model.outlier_rate, 1 + model.outlier_size, 1)
+    if model.drift_sd:
+        shape = np.linspace(-0.5, 0.5, windows)[None, :] if windows > 1 else np.zeros((1, 1))
+        x *= 1.0 + model.drift_sd * rng.standard_normal((runs, 1)) * shape
+    return x
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What the gate knows: how many baseline runs, which prior, which rule."""
+
+    label: str
+    history_runs: int
+    """Recorded baseline runs (the latest one's windows are the baseline)."""
+    prior_pct: float | None
+    """``run_spread_pct`` given to compare(); None with history_runs=1: the u-test rule."""
+
+    def judge(
+        self,
+        current: Sequence[float],
+        baseline: Sequence[float],
+        history: Sequence[stats.RunSummary],
+    ) -> stats.Comparison:
+        return stats.compare(
+            current,
+            baseline,
+            tolerance_pct=ACROSS_TOLERANCE_PCT,
+            alpha=ACROSS_ALPHA,
+            history=history if self.prior_pct is not None or len(history) >= 3 else (),
+            run_spread_pct=self.prior_pct,
+        )
+
+
+MEASURED_PRIOR = stats.DEFAULT_RUN_SPREAD_PCT["measured"]
+LEGACY = Setup("before (u-test, one-run baseline)", 1, None)
+NEW_1 = Setup(f"new, one-run baseline, prior {MEASURED_PRIOR:g}%", 1, MEASURED_PRIOR)
+NEW_5 = Setup(f"new, 5-run baseline, prior {MEASURED_PRIOR:g}%", 5, MEASURED_PRIOR)
+
+
+def _draw_test(
+    rng: np.random.Generator, model: NoiseModel, trials: int, history_runs: int, windows: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """History (trials x runs x ACROSS_WINDOWS) and candidate noise (trials x windows)."""
+    hist = run_windows(rng, model, trials * history_runs, ACROSS_WINDOWS).reshape(
+        trials, history_runs, ACROSS_WINDOWS
+    )
+    if model.baseline_outliers:
+        for i in range(trials):
+            picked = rng.choice(ACROSS_WINDOWS, model.baseline_outliers, replace=False)
+            hist[i, -1, picked] *= 1.30
+    cand = run_windows(rng, model, trials, windows)
+    return hist, cand
+
+
+def _summaries(runs: np.ndarray) -> list[stats.RunSummary]:
+    return [stats.RunSummary.of(r.tolist(), "") for r in runs]
+
+
+def across_rate(model: NoiseModel, setup: Setup, change: float, trials: int, *, seed: int) -> float:
+    """Share of simulated runs that compare() calls regressed (fixed ACROSS_WINDOWS windows)."""
+    rng = np.random.default_rng([seed, 61, *model.words(), setup.history_runs, round(change * 1e5)])
+    hist, cand = _draw_test(rng, model, trials, setup.history_runs, ACROSS_WINDOWS)
+    cand = cand * (1.0 + change)
+    failed = 0
+    for i in range(trials):
+        c = setup.judge(cand[i].tolist(), hist[i, -1].tolist(), _summaries(hist[i]))
+        failed += c.status is stats.Status.REGRESSED
+    return failed / trials
+
+
+@dataclass(frozen=True)
+class Adaptive:
+    mean_windows: float
+    failed: float
+
+
+def adaptive_rate(
+    model: NoiseModel,
+    setup: Setup,
+    change: float,
+    trials: int,
+    *,
+    seed: int,
+    max_rounds: int = stats.DEFAULT_MAX_ROUNDS,
+) -> Adaptive:
+    """``--energy-rounds=auto``: windows are added until stats.settled() says stop."""
+    rng = np.random.default_rng([seed, 62, *model.words(), setup.history_runs, round(change * 1e5)])
+    hist, cand = _draw_test(rng, model, trials, setup.history_runs, max_rounds)
+    cand = cand * (1.0 + change)
+    used = 0
+    failed = 0
+    for i in range(trials):
+        base = hist[i, -1].tolist()
+        summaries = _summaries(hist[i])
+        history = summaries if setup.prior_pct is not None or len(summaries) >= 3 else ()
+        windows = cand[i].tolist()
+        n = 1
+        while not stats.settled(
+            windows[:n],
+            base,
+            tolerance_pct=ACROSS_TOLERANCE_PCT,
+            alpha=ACROSS_ALPHA,
+            history=history,
+            run_spread_pct=setup.prior_pct,
+            max_rounds=max_rounds,
+        ):
+            n += 1
+        used += n
+        c = setup.judge(windows[:n], base, summaries)
+        failed += c.status is stats.Status.REGRESSED
+    return Adaptive(used / trials, failed / trials)
+
+
+def suite_rate(
+    setup: Setup, run_sd: float, runs: int, *, seed: int, tests: int = SUITE_TESTS
+) -> tuple[float, float]:
+    """A suite of ``tests`` unchanged tests; every run shares one offset across its tests (the
+    board, the day). Returns (share of suite runs with any failed test, per-test rate)."""
+    rng = np.random.default_rng([seed, 63, setup.history_runs, round(run_sd * 1e5)])
+    model = NoiseModel("suite", run_sd=0.0)
+    any_failed = 0
+    failures = 0
+    for _ in range(runs):
+        offsets = np.exp(run_sd * rng.standard_normal(setup.history_runs + 1))
+        hist = (
+            run_windows(rng, model, tests * setup.history_runs, ACROSS_WINDOWS).reshape(
+                tests, setup.history_runs, ACROSS_WINDOWS
+            )
+            * offsets[None, :-1, None]
+        )
+        cand = run_windows(rng, model, tests, ACROSS_WINDOWS) * offsets[-1]
+        failed = 0
+        for t in range(tests):
+            c = setup.judge(cand[t].tolist(), hist[t, -1].tolist(), _summaries(hist[t]))
+            failed += c.status is stats.Status.REGRESSED
+        any_failed += failed > 0
+        failures += failed
+    return any_failed / runs, failures / (runs * tests)
+
+
+def chain_rates(
+    setup: Setup, run_sd: float, chains: int, *, seed: int, keep: int = 5
+) -> tuple[float, float]:
+    """An unchanged test judged CHAIN_RUNS times. "improved" verdicts whose hint is shown are
+    accepted (the baseline is re-recorded from that run), as the hint invites. Before: the hint
+    is shown on every "improved" and the baseline is that one run. New: shown only beyond the
+    prediction bound; ok runs are appended to the history (at most ``keep``), an accepted
+    verdict replaces it. Returns the false-alarm rates of runs 1-10 and 31-40."""
+    rng = np.random.default_rng([seed, 64, setup.history_runs, round(run_sd * 1e5)])
+    model = NoiseModel("chain", run_sd=run_sd)
+    early = late = 0
+    for _ in range(chains):
+        first = run_windows(rng, model, setup.history_runs, ACROSS_WINDOWS)
+        runs = [r.tolist() for r in first]
+        for j in range(CHAIN_RUNS):
+            cur = run_windows(rng, model, 1, ACROSS_WINDOWS)[0].tolist()
+            c = setup.judge(cur, runs[-1], [stats.RunSummary.of(r, "") for r in runs])
+            if c.status is stats.Status.REGRESSED:
+                early += j < 10
+                late += j >= CHAIN_RUNS - 10
+            elif c.status is stats.Status.IMPROVED and c.improved_beyond_bound:
+                runs = [cur]
+            elif setup.prior_pct is not None:
+                runs = [*runs, cur][-keep:]
+    return early / (10 * chains), late / (10 * chains)
+
+
+def abba_rates(
+    drift: float, change: float, trials: int, *, seed: int, rounds: int = ACROSS_WINDOWS
+) -> tuple[float, float]:
+    """energy.compare in one run: A and B alternate A B B A ..., the run drifts linearly by
+    ``drift`` from its first window to its last. Returns the regressed share by compare() on
+    the two sets of windows and by compare_paired()."""
+    rng = np.random.default_rng([seed, 65, round(drift * 1e5), round(change * 1e5)])
+    sigma = math.sqrt(math.log1p(TARGET_CV * TARGET_CV))
+    slots = 2 * rounds
+    trend = 1.0 + drift * np.linspace(0.0, 1.0, slots)
+    unpaired = paired = 0
+    for _ in range(trials):
+        x = np.exp(sigma * rng.standard_normal(slots)) * trend
+        a_idx = [2 * r + (r % 2) for r in range(rounds)]  # A B, B A, A B, ...
+        b_idx = [2 * r + 1 - (r % 2) for r in range(rounds)]
+        a = x[a_idx].tolist()
+        b = (x[b_idx] * (1.0 + change)).tolist()
+        u = stats.compare(b, a, tolerance_pct=ACROSS_TOLERANCE_PCT, alpha=ACROSS_ALPHA)
+        p = stats.compare_paired(a, b, tolerance_pct=ACROSS_TOLERANCE_PCT, alpha=ACROSS_ALPHA)
+        unpaired += u.status is stats.Status.REGRESSED
+        paired += p.status is stats.Status.REGRESSED
+    return unpaired / trials, paired / trials
+
+
+def smallest_detectable_pct(
+    run_sd: float, cv: float, windows: int, history_runs: int, false_alarm: float, power: float
+) -> float:
+    """The physical limit: the smallest true change that any rule detects with ``power`` at
+    ``false_alarm`` per run, when the run spread is known exactly and a run's level is the
+    mean of its windows' logs (the best any statistic can do at normal noise):
+    ``(z_fa + z_power) * sqrt(run_sd^2 + s^2 / windows) * sqrt(1 + 1 / history_runs)``,
+    with ``s`` the log-sd of a window."""
+    s2 = math.log1p(cv * cv)
+    tau = math.sqrt(run_sd * run_sd + s2 / windows)
+    z = stats.normal_quantile(1 - false_alarm) + stats.normal_quantile(power)
+    return math.expm1(z * tau * math.sqrt(1 + 1 / history_runs)) * 100.0
+
+
+# -- the tables across runs ------------------------------------------------------------------
+
+
+def limit_table() -> str:
+    header = [
+        "run spread",
+        "baseline runs",
+        "FA 1%, power 95%",
+        "FA 0.2%, power 95%",
+        "FA 0.1%, power 96.5%",
+    ]
+    rows = []
+    for run_sd in (0.0, 0.005, 0.01, 0.02):
+        for k in (1, 3, 5, 10):
+            row = [f"{run_sd * 100:g}%", str(k)]
+            for fa, power in ((0.01, 0.95), (0.002, 0.95), (0.001, 0.965)):
+                limit = smallest_detectable_pct(run_sd, TARGET_CV, ACROSS_WINDOWS, k, fa, power)
+                row.append(f"{limit:.1f}%")
+            rows.append(row)
+    return table(header, rows)
+
+
+@dataclass(frozen=True)
+class TargetRow:
+    case: str
+    setting: str
+    measured: str
+    target: str
+    met: bool
+
+
+def target_rows(trials: int, seed: int) -> list[TargetRow]:
+    rows = []
+    m1 = NoiseModel("run spread 1%", run_sd=0.01)
+    fa = across_rate(m1, NEW_5, 0.0, 4 * trials, seed=seed)
+    det = across_rate(m1, NEW_5, 0.10, max(trials // 4, 1), seed=seed)
+    rows.append(
+        TargetRow(
+            "CV 2%, run spread 1%, 5-run baseline",
+            f"prior {MEASURED_PRIOR:g}% (default) pooled with the history",
+            f"FA {pct(fa)}%, +10% detected {pct(det)}%",
+            "FA <= 0.2%, +10% >= 95%",
+            fa <= 0.002 and det >= 0.95,
+        )
+    )
+    one = Setup("one-run, prior 1%", 1, 1.0)
+    fa = across_rate(m1, one, 0.0, 4 * trials, seed=seed)
+    rows.append(
+        TargetRow(
+            "one-run baseline, run spread 1% (prior)",
+            "prior 1%",
+            f"FA {pct(fa)}%",
+            "FA <= 1%",
+            fa <= 0.01,
+        )
+    )
+    mo = NoiseModel("two +30% baseline windows", run_sd=0.01, baseline_outliers=2)
+    det = across_rate(mo, NEW_1, 0.20, max(trials // 4, 1), seed=seed)
+    rows.append(
+        TargetRow(
+            "two +30% outlier windows in the baseline",
+            f"one-run baseline, run spread 1%, prior {MEASURED_PRIOR:g}%",
+            f"+20% detected {pct(det)}%",
+            "+20% >= 99%",
+            det >= 0.99,
+        )
+    )
+    ma = NoiseModel("AR(1) 0.5", rho=0.5)
+    fa = across_rate(ma, NEW_1, 0.0, 4 * trials, seed=seed)
+    rows.append(
+        TargetRow(
+            "AR(1), rho 0.5",
+            f"same runner, one-run baseline, prior {MEASURED_PRIOR:g}%",
+            f"FA {pct(fa)}%",
+            "FA <= 1%",
+            fa <= 0.01,
+        )
+    )
+    a0 = adaptive_rate(m1, NEW_5, 0.0, max(trials // 2, 1), seed=seed)
+    a10 = adaptive_rate(m1, NEW_5, 0.10, max(trials // 4, 1), seed=seed)
+    rows.append(
+        TargetRow(
+            "adaptive rounds, unchanged test",
+            f"as row 1, max {stats.DEFAULT_MAX_ROUNDS} windows",
+            f"mean {a0.mean_windows:.2f} windows (FA {pct(a0.failed)}%); +10%: "
+            f"{pct(a10.failed)}% detected, mean {a10.mean_windows:.2f} windows",
+            "mean <= 6, +10% >= 95%",
+            a0.mean_windows <= 6 and a10.failed >= 0.95,
+        )
+    )
+    suite, _ = suite_rate(NEW_5, 0.01, max(trials // 10, 1), seed=seed)
+    rows.append(
+        TargetRow(
+            f"{SUITE_TESTS} unchanged tests, run spread 1%, 5-run baselines",
+            "as row 1; one offset per run shared by all tests",
+            f"{pct(suite)}% of runs fail any test",
+            "<= 10%",
+            suite <= 0.10,
+        )
+    )
+    return rows
+
+
+def targets_table(rows: Sequence[TargetRow]) -> str:
+    return table(
+        ["case", "setting", "measured", "target", "met"],
+        [[r.case, r.setting, r.measured, r.target, "yes" if r.met else "**no**"] for r in rows],
+    )
+
+
+NOISE_MODELS = (
+    NoiseModel("i.i.d., same runner"),
+    NoiseModel("run spread 0.5%", run_sd=0.005),
+    NoiseModel("run spread 1%", run_sd=0.01),
+    NoiseModel("run spread 2%", run_sd=0.02),
+    NoiseModel("run spread 3%", run_sd=0.03),
+    NoiseModel("AR(1) rho 0.5", rho=0.5),
+    NoiseModel("AR(1) rho 0.8", rho=0.8),
+    NoiseModel("5% outlier windows (+30%)", outlier_rate=0.05),
+    NoiseModel("two +30% windows in the baseline", baseline_outliers=2),
+    NoiseModel("drift, sd 3% per run", drift_sd=0.03),
+    NoiseModel("run spread 1% + AR(1) 0.5 + 5% outliers", run_sd=0.01, rho=0.5, outlier_rate=0.05),
+)
+
+
+def noise_table(trials: int, seed: int) -> str:
+    setups = (LEGACY, NEW_1, NEW_5)
+    header = ["noise (CV 2% per window)"] + [f"{s.label}: FA / +5% / +10% / +20%" for s in setups]
+    rows = []
+    for model in NOISE_MODELS:
+        row = [model.label]
+        for setup in setups:
+            rates = [across_rate(model, setup, 0.0, trials, seed=seed)]
+            rates += [
+                across_rate(model, setup, ch, max(trials // 4, 1), seed=seed)
+                for ch in (0.05, 0.10, 0.20)
+            ]
+            row.append(" / ".join(pct(r) for r in rates))
+        rows.append(row)
+    return table(header, rows)
+
+
+def same_runner_table(trials: int, seed: int) -> str:
+    """The same-runner i.i.d. case with the spread prior set to 0 (a dedicated runner)."""
+    model = NoiseModel("i.i.d., same runner")
+    setups = (
+        LEGACY,
+        Setup("new, one-run baseline, prior 0%", 1, 0.0),
+        Setup("new, 5-run baseline, prior 0%", 5, 0.0),
+        NEW_1,
+        NEW_5,
+    )
+    header = ["rule", "FA", "+2%", "+5%", "+10%"]
+    rows = []
+    for setup in setups:
+        rates = [across_rate(model, setup, 0.0, trials, seed=seed)]
+        rates += [across_rate(model, setup, ch, trials, seed=seed) for ch in (0.02, 0.05, 0.10)]
+        rows.append([setup.label, *(pct(r) + "%" for r in rates)])
+    return table(header, rows)
+
+
+def adaptive_table(trials: int, seed: int) -> str:
+    cases = (
+        (NoiseModel("run spread 1%", run_sd=0.01), NEW_5),
+        (NoiseModel("run spread 1%", run_sd=0.01), NEW_1),
+        (NoiseModel("run spread 1%", run_sd=0.01), Setup("new, 5-run baseline, prior 1%", 5, 1.0)),
+        (NoiseModel("i.i.d., same runner"), Setup("new, one-run baseline, prior 0%", 1, 0.0)),
+        (NoiseModel("i.i.d., same runner"), LEGACY),
+    )
+    header = [
+        "noise",
+        "rule",
+        "no change: windows / FA",
+        "+5%: windows / detected",
+        "+10%: windows / detected",
+        f"fixed {ACROSS_WINDOWS} windows: FA / +5% / +10%",
+    ]
+    rows = []
+    for model, setup in cases:
+        row = [model.label, setup.label]
+        for ch, n in ((0.0, trials), (0.05, max(trials // 2, 1)), (0.10, max(trials // 2, 1))):
+            a = adaptive_rate(model, setup, ch, n, seed=seed)
+            row.append(f"{a.mean_windows:.2f} / {pct(a.failed)}%")
+        fixed = [across_rate(model, setup, ch, trials, seed=seed) for ch in (0.0, 0.05, 0.10)]
+        row.append(" / ".join(pct(r) for r in fixed))
+        rows.append(row)
+    return table(header, rows)
+
+
+def suite_table(runs: int, seed: int) -> str:
+    header = ["run spread", "rule", "runs with a failed test", "per test"]
+    rows = []
+    for run_sd in (0.0, 0.01, 0.02):
+        for setup in (LEGACY, NEW_1, NEW_5):
+            any_failed, per_test = suite_rate(setup, run_sd, runs, seed=seed)
+            rows.append(
+                [f"{run_sd * 100:g}%", setup.label, pct(any_failed) + "%", pct(per_test) + "%"]
+            )
+    return table(header, rows)
+
+
+def chain_table(chains: int, seed: int) -> str:
+    header = ["run spread", "rule", "FA, runs 1-10", "FA, runs 31-40"]
+    rows = []
+    for run_sd in (0.01, 0.02):
+        for setup in (LEGACY, NEW_5):
+            early, late = chain_rates(setup, run_sd, chains, seed=seed)
+            rows.append([f"{run_sd * 100:g}%", setup.label, pct(early) + "%", pct(late) + "%"])
+    return table(header, rows)
+
+
+def abba_table(trials: int, seed: int) -> str:
+    header = ["drift over the run", "compare(): FA / +5%", "compare_paired(): FA / +5%"]
+    rows = []
+    for drift in (0.0, 0.05, 0.10):
+        u0, p0 = abba_rates(drift, 0.0, trials, seed=seed)
+        u5, p5 = abba_rates(drift, 0.05, trials, seed=seed)
+        rows.append([f"{drift * 100:g}%", f"{pct(u0)} / {pct(u5)}", f"{pct(p0)} / {pct(p5)}"])
+    return table(header, rows)
+
+
+def run_across(trials: int, *, seed: int, out: Callable[[str], None] = print) -> list[TargetRow]:
+    """Print the tables of the rule across runs; return the target rows."""
+    started = time.perf_counter()
+    out(
+        f"## 6. Across runs: the targets (tolerance {ACROSS_TOLERANCE_PCT:g}%, alpha "
+        f"{ACROSS_ALPHA:g}, {ACROSS_WINDOWS} windows a run, CV {TARGET_CV:.0%}, "
+        f"{4 * trials} runs per false-alarm cell)\n"
+    )
+    rows = target_rows(trials, seed)
+    out(targets_table(rows))
+    out("")
+    out(
+        "## 7. The physical limit: smallest change detectable at a known run spread "
+        "(CV 2%, 10 windows)\n"
+    )
+    out(limit_table())
+    out("")
+    out("## 8. Noise models: regressed share, percent (FA with no change, then detection)\n")
+    out(noise_table(trials, seed))
+    out("")
+    out("## 9. Same runner, i.i.d. noise: before and the new rule (percent)\n")
+    out(same_runner_table(trials, seed))
+    out("")
+    out("## 10. Adaptive rounds (--energy-rounds=auto, stats.settled)\n")
+    out(adaptive_table(max(trials // 2, 1), seed))
+    out("")
+    out(
+        f"## 11. A suite of {SUITE_TESTS} unchanged tests, one run offset shared by all "
+        "tests of a run\n"
+    )
+    out(suite_table(max(trials // 20, 1), seed))
+    out("")
+    out(f"## 12. Re-recording after the 'improved' hint, {CHAIN_RUNS} runs of an unchanged test\n")
+    out(chain_table(max(trials // 20, 1), seed))
+    out("")
+    out("## 13. energy.compare, A B B A order, with drift within the run\n")
+    out(abba_table(max(trials // 4, 1), seed))
+    out("")
+    out(
+        f"Across-run tables simulated in {time.perf_counter() - started:.0f} s, every verdict "
+        "by stats.compare, stats.settled or stats.compare_paired."
+    )
+    return rows
+
+
 # -- main -----------------------------------------------------------------------------------
 
 
@@ -579,10 +1106,24 @@ class Plan:
     sweep_rounds: tuple[int, ...]
     fixed_baselines: int
     candidates_per_baseline: int
+    across_trials: int = 40
+    """Simulated runs per no-change cell of the across-run tables (6-13); 0 skips them."""
 
 
-FULL = Plan(pairs=10000, sweep_rounds=SWEEP_ROUNDS, fixed_baselines=50, candidates_per_baseline=400)
-QUICK = Plan(pairs=300, sweep_rounds=(4, 6, 8, 10), fixed_baselines=10, candidates_per_baseline=40)
+FULL = Plan(
+    pairs=10000,
+    sweep_rounds=SWEEP_ROUNDS,
+    fixed_baselines=50,
+    candidates_per_baseline=400,
+    across_trials=4000,
+)
+QUICK = Plan(
+    pairs=300,
+    sweep_rounds=(4, 6, 8, 10),
+    fixed_baselines=10,
+    candidates_per_baseline=40,
+    across_trials=100,
+)
 
 
 def run(
@@ -662,8 +1203,10 @@ def run(
     out(
         f"Simulated in {time.perf_counter() - started:.0f} s; {mode}. Checks against "
         f"stats.compare: ratio and p-value of the first {VERIFY_PAIRS} pairs of every cell, and "
-        f"{rule_checks} verdicts under {len(settings)} (tolerance, alpha) settings."
+        f"{rule_checks} verdicts under {len(settings)} (tolerance, alpha) settings.\n"
     )
+    if plan.across_trials:
+        run_across(plan.across_trials, seed=seed, out=out)
     return passing
 
 

@@ -441,3 +441,353 @@ def test_compare_is_monotone_in_current_scale(
         assert after.status is Status.REGRESSED, (before, after)
     if before.status is Status.OK:
         assert after.status is not Status.IMPROVED, (before, after)
+
+
+# -- issue 12: runs, outliers, the prediction bound, paired and adaptive rules ------------
+
+from pytest_energy.stats import (  # noqa: E402
+    DEFAULT_MAX_ROUNDS,
+    DEFAULT_RUN_SPREAD_PCT,
+    MIN_ADAPTIVE_ROUNDS,
+    NEW_TEST_ROUNDS,
+    OUTLIER_THRESHOLD,
+    RunSummary,
+    compare_paired,
+    describe,
+    outliers,
+    settled,
+    signed_rank_greater,
+    student_t_quantile,
+)
+
+NOISE10 = [1.00, 1.01, 0.99, 1.02, 0.98, 1.00, 1.01, 0.99, 1.00, 1.00]
+
+
+def test_run_summary_of_samples() -> None:
+    run = RunSummary.of([5.0, 1.0, 4.0, 2.0, 3.0], "2026-12-01")
+    # median 3, absolute deviations 2 1 0 1 2 -> MAD 1
+    assert run == RunSummary(3.0, 5, pytest.approx(1.4826 / 3.0 * 100.0), "2026-12-01")
+    assert RunSummary.of([2.0], "").spread_pct == 0.0
+    assert RunSummary.of([0.0, 0.0, 1.0], "").spread_pct == 0.0  # median 0: no relative spread
+
+
+def test_defaults_are_documented_values() -> None:
+    assert set(DEFAULT_RUN_SPREAD_PCT) == {"measured", "estimated"}
+    assert DEFAULT_MAX_ROUNDS == 20 and NEW_TEST_ROUNDS == 10
+    assert 1 < MIN_ADAPTIVE_ROUNDS <= NEW_TEST_ROUNDS
+    assert OUTLIER_THRESHOLD == 5.0
+
+
+def test_outliers_flags_far_windows_only() -> None:
+    # median 1.0; deviations sort to 0 0 0 .01 .01 .02 .02 .03 .03 .3 -> MAD .015,
+    # robust sd .022239, limit 5 * .022239 = .111: only the 1.3 window is beyond it
+    samples = [1.0, 1.02, 0.98, 1.01, 0.99, 1.0, 1.03, 0.97, 1.0, 1.3]
+    assert outliers(samples) == (9,)
+    assert outliers([1.0, 1.02, 0.98, 1.01, 0.99, 1.0, 1.03, 0.97, 1.0, 1.1]) == ()
+
+
+def test_outliers_floor_and_small_runs() -> None:
+    # MAD 0: the 1% floor sets the scale, limit 5%
+    assert outliers([1.0] * 9 + [1.06]) == (9,)
+    assert outliers([1.0] * 9 + [1.04]) == ()
+    assert outliers([1.0, 5.0]) == ()  # two windows: neither is "far"
+    assert outliers([1.0, 1.0, 1.0, math.inf]) == (3,)
+    assert outliers([math.inf, math.inf, math.inf]) == ()
+
+
+def test_comparison_old_constructor_gets_defaults() -> None:
+    c = Comparison(Status.OK, 1.0, 0.5, 0.5, False, 3.0, 0.01, 10, 10)
+    assert c.rule == "u-test" and c.run_spread_pct is None and c.spread_runs == 0
+    assert c.bound_ratio is None and c.outliers_current == () and not c.improved_beyond_bound
+
+
+def test_without_history_or_prior_the_old_rule_decides_and_flags_outliers() -> None:
+    baseline = [*NOISE10[:8], 1.3, 1.3]
+    current = [x * 1.2 for x in NOISE10]
+    c = compare(current, baseline, tolerance_pct=3.0, alpha=0.01)
+    assert c.rule == "u-test" and c.run_spread_pct is None and c.bound_ratio is None
+    assert c.outliers_baseline == (8, 9) and c.outliers_current == ()
+    # the two +30% windows outrank every current window: the U test vetoes (U = 80 of 100)
+    assert c.p_regressed > 0.01
+    assert c.status is Status.OK
+
+
+def test_two_high_baseline_outliers_do_not_blind_a_regression() -> None:
+    baseline = [*NOISE10[:8], 1.3, 1.3]
+    current = [x * 1.2 for x in NOISE10]
+    c = compare(current, baseline, tolerance_pct=3.0, alpha=0.01, run_spread_pct=2.0)
+    assert c.outliers_baseline == (8, 9)
+    assert c.p_regressed == pytest.approx(1 / math.comb(18, 10))  # 10 against the clean 8
+    assert c.status is Status.REGRESSED
+    assert c.n_baseline == 10  # the counts are of the windows recorded
+
+
+def test_outlier_windows_cannot_fake_a_regression() -> None:
+    current = [*NOISE10[:7], 1.5, 1.5, 1.5]
+    c = compare(current, NOISE10, tolerance_pct=3.0, alpha=0.01, run_spread_pct=0.0)
+    assert c.outliers_current == (7, 8, 9)
+    assert c.ratio == pytest.approx(1.0) and c.status is Status.OK
+
+
+def test_prediction_bound_from_the_prior() -> None:
+    # constant windows: no within-run noise; one-run baseline at 1.0, prior 2%:
+    # var = (0.02^2 + 0) + (0.02^2 + 0) / 1, bound = exp(z_0.99 * sqrt(2) * 0.02) = 1.0680
+    expected = math.exp(2.3263478740408408 * math.sqrt(2.0) * 0.02)
+    base = [1.0] * 10
+    ok = compare([1.06] * 10, base, tolerance_pct=3.0, alpha=0.01, run_spread_pct=2.0)
+    assert ok.rule == "prediction" and ok.spread_runs == 0 and ok.run_spread_pct == 2.0
+    assert ok.bound_ratio == pytest.approx(expected, rel=1e-9)
+    assert ok.p_regressed < 0.01 and ok.ratio > 1.03
+    assert ok.status is Status.OK  # above the tolerance, significant, inside the bound
+    assert compare([1.07] * 10, base, tolerance_pct=3.0, alpha=0.01, run_spread_pct=2.0).status is (
+        Status.REGRESSED
+    )
+    # improvement mirrors, against the lower bound exp(-0.0658) = 0.9363
+    down = compare([0.94] * 10, base, tolerance_pct=3.0, alpha=0.01, run_spread_pct=2.0)
+    assert down.bound_ratio == pytest.approx(1 / expected, rel=1e-9)
+    assert down.status is Status.OK and not down.improved_beyond_bound
+    down = compare([0.93] * 10, base, tolerance_pct=3.0, alpha=0.01, run_spread_pct=2.0)
+    assert down.status is Status.IMPROVED and down.improved_beyond_bound
+    # a prior of zero: the bound is the baseline itself, the old rule decides
+    assert compare([1.04] * 10, base, tolerance_pct=3.0, alpha=0.01, run_spread_pct=0.0).status is (
+        Status.REGRESSED
+    )
+
+
+HISTORY_MEDIANS = (1.0, 1.02, 0.98, 1.01, 0.99)
+
+
+def _history() -> list[RunSummary]:
+    return [RunSummary(m, 10, 0.0, f"2026-11-0{i + 1}") for i, m in enumerate(HISTORY_MEDIANS)]
+
+
+def _expected_upper(prior_pct: float | None) -> tuple[float, float]:
+    """Upper bound and spread (percent) for _history(), computed independently."""
+    logs = [math.log(m) for m in HISTORY_MEDIANS]
+    mean = sum(logs) / 5
+    var = sum((x - mean) ** 2 for x in logs) / 4
+    if prior_pct is None:
+        spread2, t = var, 3.746947387979  # t(0.99, 4 df)
+    else:
+        spread2, t = (4 * (prior_pct / 100) ** 2 + 4 * var) / 8, 2.896459447710  # 8 df
+    return math.exp(mean + t * math.sqrt(spread2 * (1 + 1 / 5))), math.sqrt(spread2) * 100
+
+
+@pytest.mark.parametrize("prior", [None, 2.0])
+def test_prediction_bound_from_the_history(prior: float | None) -> None:
+    upper, spread = _expected_upper(prior)
+    base = [0.99] * 10  # the latest run's windows
+    c = compare(
+        [1.05] * 10, base, tolerance_pct=3.0, alpha=0.01, history=_history(), run_spread_pct=prior
+    )
+    assert c.rule == "prediction" and c.spread_runs == 5
+    assert c.prior_pooled is (prior is not None)
+    assert c.run_spread_pct == pytest.approx(spread, rel=1e-9)
+    assert c.bound_ratio == pytest.approx(upper / 0.99, rel=1e-9)
+    above = compare(
+        [upper * 1.001] * 10,
+        base,
+        tolerance_pct=3.0,
+        alpha=0.01,
+        history=_history(),
+        run_spread_pct=prior,
+    )
+    below = compare(
+        [upper * 0.999] * 10,
+        base,
+        tolerance_pct=3.0,
+        alpha=0.01,
+        history=_history(),
+        run_spread_pct=prior,
+    )
+    assert above.status is Status.REGRESSED and below.status is Status.OK
+
+
+def test_history_of_two_runs_uses_the_prior() -> None:
+    two = _history()[-2:]
+    c = compare(
+        [1.0] * 10, [0.99] * 10, tolerance_pct=3.0, alpha=0.01, history=two, run_spread_pct=1.0
+    )
+    assert c.spread_runs == 0 and c.run_spread_pct == 1.0
+    # ... and without a prior, the old rule
+    c = compare([1.0] * 10, [0.99] * 10, tolerance_pct=3.0, alpha=0.01, history=two)
+    assert c.rule == "u-test" and c.bound_ratio is None
+
+
+def test_describe_states_the_spread_and_its_source() -> None:
+    c = compare([1.2] * 10, [0.99] * 10, tolerance_pct=3.0, alpha=0.01, history=_history())
+    text = describe(c)
+    assert "from 5 baseline runs" in text and "prediction bound" in text and "+21.2%" in text
+    prior = compare([1.2] * 10, [1.0] * 10, tolerance_pct=3.0, alpha=0.01, run_spread_pct=2.0)
+    assert "spread 2% from the prior" in describe(prior)
+    pooled = compare(
+        [1.2] * 10, [0.99] * 10, tolerance_pct=3.0, alpha=0.01, history=_history(), run_spread_pct=2
+    )
+    assert "5 baseline runs pooled with the prior" in describe(pooled)
+    flagged = compare(
+        [x * 1.2 for x in NOISE10], [*NOISE10[:8], 1.3, 1.3], tolerance_pct=3.0, alpha=0.01
+    )
+    assert "0 of this run, 2 of the baseline" in describe(flagged)
+    assert "\n" not in text
+
+
+def test_deterministic_rule_is_the_ratio_alone() -> None:
+    kw = {"tolerance_pct": 1.0, "alpha": 0.01, "deterministic": True}
+    up = compare([1.02], [1.0], **kw)  # type: ignore[arg-type]
+    assert up.rule == "deterministic" and up.status is Status.REGRESSED
+    assert not up.low_confidence and up.tolerance_pct == 1.0  # no 10% floor
+    assert compare([1.005], [1.0], **kw).status is Status.OK  # type: ignore[arg-type]
+    down = compare([0.98], [1.0], **kw)  # type: ignore[arg-type]
+    assert down.status is Status.IMPROVED and down.improved_beyond_bound
+    # a history or prior changes nothing
+    same = compare([1.02], [1.0], history=_history(), run_spread_pct=5.0, **kw)  # type: ignore[arg-type]
+    assert same.status is Status.REGRESSED and same.bound_ratio is None
+
+
+@pytest.mark.parametrize("prior", [None, 2.0])
+def test_zeros_and_infinities_never_raise_or_give_nan(prior: float | None) -> None:
+    kw = {"tolerance_pct": 3.0, "alpha": 0.01, "run_spread_pct": prior}
+    history = [
+        RunSummary(0.0, 5, 0.0, ""),
+        RunSummary(math.inf, 5, 0.0, ""),
+        RunSummary(0.0, 5, 0.0, ""),
+    ]
+    cases = [
+        ([0.0] * 5, [0.0] * 5, Status.OK),
+        ([1.0] * 5, [0.0] * 5, Status.REGRESSED),
+        ([math.inf] * 5, [1.0] * 5, Status.REGRESSED),
+        ([1.0] * 5, [math.inf] * 5, Status.IMPROVED),
+        ([math.inf] * 5, [math.inf] * 5, Status.OK),
+    ]
+    for current, baseline, status in cases:
+        for hist in ((), history):
+            c = compare(current, baseline, history=hist, **kw)  # type: ignore[arg-type]
+            assert not math.isnan(c.ratio) and c.status is status, (current, baseline, hist)
+            assert c.bound_ratio is None or math.isfinite(c.bound_ratio)
+            describe(c)
+
+
+def test_nan_samples_are_refused() -> None:
+    with pytest.raises(ValueError, match="NaN"):
+        compare([math.nan], [1.0], tolerance_pct=3.0, alpha=0.01)
+
+
+# -- Student's t ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("p", "df", "expected"),
+    [(0.99, 1, 31.820516), (0.99, 2, 6.964557), (0.99, 4, 3.746947), (0.975, 5, 2.570582),
+     (0.99, 8, 2.896459), (0.95, 30, 1.697261)],
+)  # fmt: skip
+def test_student_t_quantile_matches_tables(p: float, df: int, expected: float) -> None:
+    assert student_t_quantile(p, df) == pytest.approx(expected, abs=1e-5)
+    assert student_t_quantile(1 - p, df) == pytest.approx(-expected, abs=1e-5)
+
+
+# -- the signed-rank test and compare_paired ----------------------------------------------
+
+
+def brute_force_signed_rank(differences: Sequence[float]) -> Fraction:
+    nonzero = [d for d in differences if d != 0]
+    ranks = reference_ranks([abs(d) for d in nonzero])
+    observed = sum(r for r, d in zip(ranks, nonzero, strict=True) if d > 0)
+    hits = 0
+    for signs in itertools.product((0, 1), repeat=len(nonzero)):
+        hits += sum(r for r, s in zip(ranks, signs, strict=True) if s) >= observed
+    return Fraction(hits, 2 ** len(nonzero))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(-3, 3).map(float), max_size=10))
+def test_signed_rank_matches_brute_force(differences: list[float]) -> None:
+    expected = brute_force_signed_rank(differences) if any(differences) else Fraction(1)
+    assert signed_rank_greater(differences) == pytest.approx(float(expected), abs=1e-12)
+
+
+def test_signed_rank_normal_approximation_is_close_to_exact() -> None:
+    diffs = [float((i * 7) % 11 - 4) + 0.5 for i in range(41)]
+    approx = signed_rank_greater(diffs)
+    exact = signed_rank_greater(diffs[:40])
+    assert 0 < approx < 1 and abs(approx - exact) < 0.1
+
+
+DRIFTING = [1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7]
+
+
+def test_paired_analysis_sees_through_drift() -> None:
+    candidate = [x * 1.05 for x in DRIFTING]
+    paired = compare_paired(DRIFTING, candidate, tolerance_pct=3.0, alpha=0.01)
+    assert paired.rule == "paired" and paired.ratio == pytest.approx(1.05)
+    assert paired.p_regressed == pytest.approx(1 / 256)  # all eight pairs up
+    assert paired.status is Status.REGRESSED and paired.n_current == 8
+    # the same windows as two independent samples: the drift swamps +5%
+    unpaired = compare(candidate, DRIFTING, tolerance_pct=3.0, alpha=0.01)
+    assert unpaired.status is Status.OK
+    down = compare_paired(candidate, DRIFTING, tolerance_pct=3.0, alpha=0.01)
+    assert down.status is Status.IMPROVED and down.ratio == pytest.approx(1 / 1.05)
+
+
+def test_paired_low_confidence_and_outlier_pairs() -> None:
+    # six pairs: p >= 1/64, above alpha 0.01, so the ratio decides against the 10% floor
+    six = compare_paired(
+        DRIFTING[:6], [x * 1.05 for x in DRIFTING[:6]], tolerance_pct=3.0, alpha=0.01
+    )
+    assert six.low_confidence and six.tolerance_pct == 10.0 and six.status is Status.OK
+    base = [1.0, 1.01, 0.99, 1.02, 0.98, 1.0, 1.01, 0.99, 1.0, 1.0]
+    cand = [x * 1.05 for x in base]
+    cand[3] = 0.5  # one broken window would turn a pair against the change
+    c = compare_paired(base, cand, tolerance_pct=3.0, alpha=0.01)
+    assert c.outliers_current == (3,) and c.n_current == 9
+    assert c.p_regressed == pytest.approx(1 / 512) and c.status is Status.REGRESSED
+
+
+# -- settled (adaptive rounds) ------------------------------------------------------------
+
+BASE10 = [1.0, 1.01, 0.99, 1.02, 0.98, 1.0, 1.01, 0.99, 1.005, 0.995]
+
+
+def test_settled_needs_min_rounds_and_stops_at_max() -> None:
+    kw = {"tolerance_pct": 3.0, "alpha": 0.01, "run_spread_pct": 2.0}
+    clear = [x * 1.5 for x in BASE10]
+    assert not settled(clear[: MIN_ADAPTIVE_ROUNDS - 1], BASE10, **kw)  # type: ignore[arg-type]
+    assert settled([1.03] * 7, BASE10, max_rounds=7, **kw)  # type: ignore[arg-type]
+    # no baseline: the new test takes NEW_TEST_ROUNDS windows
+    assert not settled([1.0] * 9, [], **kw)  # type: ignore[arg-type]
+    assert settled([1.0] * 10, [], **kw)  # type: ignore[arg-type]
+
+
+def test_settled_stops_early_for_clear_cases() -> None:
+    kw = {"tolerance_pct": 3.0, "alpha": 0.01, "run_spread_pct": 2.0}
+    five = BASE10[:5]
+    assert settled([x * 1.5 for x in five], BASE10, **kw)  # type: ignore[arg-type]
+    assert settled([x * 0.6 for x in five], BASE10, **kw)  # type: ignore[arg-type]
+    assert settled(list(five), BASE10, **kw)  # type: ignore[arg-type]  # unchanged
+
+
+def test_settled_does_not_stop_on_borderline_cases() -> None:
+    kw = {"tolerance_pct": 3.0, "alpha": 0.01}
+    # same runner (prior 0): +3% sits on the tolerance, more windows could go either way
+    border = [x * 1.03 for x in BASE10[:5]]
+    assert not settled(border, BASE10, run_spread_pct=0.0, **kw)  # type: ignore[arg-type]
+    # prior 2%: the bound is about +7%; +7% is on it
+    edge = [x * 1.07 for x in BASE10[:5]]
+    assert not settled(edge, BASE10, run_spread_pct=2.0, **kw)  # type: ignore[arg-type]
+    # the old rule (no prior, no history) has its own borderline
+    assert not settled(border, BASE10, **kw)  # type: ignore[arg-type]
+
+
+def test_pooled_spread_resists_a_contaminated_run() -> None:
+    # one run of ten with two +30% windows (median 1.005), one clean run (median 1.0)
+    dirty = [1.0, 1.03, 0.97, 1.02, 0.98, 1.01, 0.99, 1.0, 1.3, 1.3]
+    clean = [1.0, 1.03, 0.97, 1.02, 0.98, 1.01, 0.99, 1.0, 1.01, 0.99]
+    # dirty's own deviations sort to .005 x3, .015 x2, .025 x2, .035, .295 x2: MAD .02
+    assert stats.robust_spread(dirty) == pytest.approx(1.4826 * 0.02 / 1.005)
+    # pooled with clean's (0 x2, .01 x4, .02 x2, .03 x2), the 10th and 11th of 20 are .015
+    pooled = stats.pooled_spread(dirty, clean)
+    assert pooled == pytest.approx(1.4826 * 0.015 / 1.005)
+    assert stats.pooled_spread([1.0, 2.0]) is None  # too few windows to say
+    assert stats.pooled_spread([0.0, 0.0, 0.0], clean) is None
+    # a given spread replaces the run's own MAD; more than half flagged means none
+    assert outliers([1.0, 1.0, 1.0, 1.2], spread=0.01) == (3,)
+    assert outliers([1.0, 1.1, 1.2, 1.3, 1.4], spread=0.001) == ()  # 4 of 5 beyond 6%
