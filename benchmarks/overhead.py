@@ -56,6 +56,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import NoReturn
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -317,11 +318,20 @@ def _per_call(fn: Callable[[], object], calls: int, batches: int) -> float:
 
 def _windows(meter: object, count: int, *, via_fixture: bool) -> float:
     """CPU seconds per empty window (enter + exit) over ``count`` windows, fresh recorder."""
-    from pytest_energy.plugin import EnergyFixture
+    from pytest_energy.fixture import Attempt, EnergyFixture
 
     recorder = Recorder(meter, WindowPlan(rounds=1, warmup=0, min_time_s=0.0))  # type: ignore[arg-type]
     if via_fixture:
-        fixture = EnergyFixture(recorder, 5.0, 0.01)
+
+        class _Session:  # what the fixture asks of the session: this test's recorder
+            def recorder(self, nodeid: str, tolerance_pct: float | None) -> Recorder:
+                return recorder
+
+        def skip(reason: str) -> NoReturn:
+            raise RuntimeError(reason)
+
+        attempt = Attempt(nodeid="bench", budget=None, session=_Session)  # type: ignore[arg-type]
+        fixture = EnergyFixture(attempt, skip=skip)
         started = time.process_time()
         for _ in range(count):
             with fixture.measure(inferences=1):

@@ -315,7 +315,10 @@ class EnergyReporter:
         if energy is None:
             return
         results = list(energy.results.values())
-        if not (results or energy.write_errors or energy.report_lines or energy.warnings):
+        errors = list(energy.write_errors)
+        if energy.meter_error is not None:
+            errors.insert(0, f"pytest-energy: {energy.meter_error}")
+        if not (results or errors or energy.report_lines or energy.warnings):
             return
         from .report import terminal
 
@@ -350,5 +353,5 @@ class EnergyReporter:
             write(line)
         for warning in energy.warnings:
             write(f"WARNING: pytest-energy: {warning}", yellow=True)
-        for error in energy.write_errors:
+        for error in errors:
             write(f"ERROR: {error}", red=True)

@@ -70,6 +70,11 @@ class EnergySession:
         return self._meter is not None
 
     @property
+    def meter_error(self) -> EnergyError | None:
+        """Why the meter could not start, when it could not."""
+        return self._meter_error
+
+    @property
     def meter(self) -> Meter:
         """The meter, created on first use; a failure is raised again on every later use."""
         if self._meter_error is not None:
