@@ -401,6 +401,31 @@ METER_MODULES = (
     ),
     ("missingdep", "import a_dependency_that_is_not_installed  # noqa: F401\n"),
     ("failsonimport", "raise RuntimeError('vendor library libfoo.so not found')\n"),
+    ("exitsonimport", "import sys\n\nsys.exit('no GPU here')\n"),
+    (
+        "oddmeters",
+        "import sys\n\nfrom fakemeter import ScriptedMeter\n\n\n"
+        "def exits():\n    sys.exit(3)\n\n\n"
+        "def make(**attrs):\n"
+        "    return type('Odd', (ScriptedMeter,), attrs)\n\n\n"
+        "def _raises(self):\n    raise RuntimeError('nvmlDeviceGetName failed')\n\n\n"
+        "EmptyName = make(name='')\n"
+        "IntName = make(name=42)\n"
+        "WordEstimated = make(estimated='no')\n"
+        "NoneEstimated = make(estimated=None)\n"
+        "StrDeterministic = make(deterministic='yes')\n"
+        "IntDevices = make(devices=5)\n"
+        "StrDevices = make(devices='gpu:0')\n"
+        "class NoneHardware(ScriptedMeter):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.hardware = None\n\n\n"
+        "class IntHardware(ScriptedMeter):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.hardware = 7\n\n\n"
+        "class SurrogateHardware(ScriptedMeter):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n        self.hardware = 'rig-\\udce9'\n\n\n"
+        "class RaisingHardware(ScriptedMeter):\n"
+        "    hardware = property(_raises, lambda self, value: None)\n",
+    ),
 )
 
 
@@ -513,6 +538,76 @@ OPTION_CASES = [
         ("--energy-meter=brokenmeters:Raising",),
         "brokenmeters:Raising",
         "no sensor on this runner",
+    ),
+    _option_case(
+        "meter-module-calls-sys-exit",
+        ("--energy-meter=exitsonimport:Meter",),
+        "meter spec 'exitsonimport:Meter': importing module 'exitsonimport' raised SystemExit",
+        "must not call sys.exit",
+    ),
+    _option_case(
+        "meter-factory-calls-sys-exit",
+        ("--energy-meter=oddmeters:exits",),
+        "meter spec 'oddmeters:exits': creating the meter raised SystemExit: 3",
+        "not sys.exit",
+    ),
+    _option_case(
+        "meter-name-empty",
+        ("--energy-meter=oddmeters:EmptyName",),
+        "the meter's name is ''; it must be a non-empty string",
+    ),
+    _option_case(
+        "meter-name-int",
+        ("--energy-meter=oddmeters:IntName",),
+        "the meter's name is 42; it must be a non-empty string",
+    ),
+    _option_case(
+        "meter-estimated-word",
+        ("--energy-meter=oddmeters:WordEstimated",),
+        "the meter's estimated is 'no' (str); it must be True or False",
+    ),
+    _option_case(
+        "meter-estimated-none",
+        ("--energy-meter=oddmeters:NoneEstimated",),
+        "the meter's estimated is None (NoneType); it must be True or False",
+    ),
+    _option_case(
+        "meter-deterministic-word",
+        ("--energy-meter=oddmeters:StrDeterministic",),
+        "the meter's deterministic is 'yes' (str); it must be True or False",
+    ),
+    _option_case(
+        "meter-devices-int",
+        ("--energy-meter=oddmeters:IntDevices",),
+        "the meter's devices is 5; it must be None",
+        "() (no device lock",
+    ),
+    _option_case(
+        "meter-devices-str",
+        ("--energy-meter=oddmeters:StrDevices",),
+        "the meter's devices is 'gpu:0'; it must be None",
+    ),
+    _option_case(
+        "meter-hardware-none",
+        ("--energy-meter=oddmeters:NoneHardware",),
+        "the meter's hardware is None; it must be a non-empty string",
+    ),
+    _option_case(
+        "meter-hardware-int",
+        ("--energy-meter=oddmeters:IntHardware",),
+        "the meter's hardware is 7; it must be a non-empty string",
+    ),
+    _option_case(
+        "meter-hardware-lone-surrogate",
+        ("--energy-meter=oddmeters:SurrogateHardware",),
+        "contains a lone surrogate",
+        "errors='replace'",
+    ),
+    _option_case(
+        "meter-hardware-property-raises",
+        ("--energy-meter=oddmeters:RaisingHardware",),
+        "reading the meter's 'hardware' raised RuntimeError: nvmlDeviceGetName failed",
+        "Fix the meter's hardware property",
     ),
     _option_case(
         "meter-factory-needs-argument",
