@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from ..results import EnergyResult, Verdict, fmt_num
 from . import carbon
-from .common import caveats
+from .common import caveats, safe_results
 
 #: Lock waits shorter than this are uncontended acquisitions, not worth a note.
 LOCK_WAIT_NOTE_S = 0.001
@@ -51,6 +51,7 @@ def render(results: Sequence[EnergyResult]) -> list[str]:
     """Lines of the energy table, followed by footnotes; empty when nothing was measured."""
     if not results:
         return []
+    results = safe_results(results)
     header, body = rows(results)
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
     numeric = {i for i, name in enumerate(header) if name not in ("test", "verdict", "meter")}
@@ -122,6 +123,7 @@ def totals(
     known (``source`` says where it came from), and the smartphone-charge equivalent."""
     if not results:
         return []
+    results = safe_results(results)
     total = carbon.totals(results, intensity, phone_charge_kwh)
     tests = f"{total.tests} test{'s' if total.tests != 1 else ''}"
     windows = f"{total.windows} window{'s' if total.windows != 1 else ''}"
