@@ -20,6 +20,7 @@ A case with ``bug=...`` is a package bug, expected to fail (strict xfail) until 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import signal
 import sys
@@ -1394,3 +1395,47 @@ def test_fault_concurrent_updates_keep_every_entry(tmp_path: Path, kill_loop: Mo
     assert result.present == result.expected == 50, result.line()
     assert result.temp_files == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [BASELINE, BASELINE + ".lock"]
+
+
+# -- hostile values at the writers (issue 14, item 4) -------------------------------------------
+
+FLOAT32_METER = """
+import numpy as np
+
+from fakemeter import ScriptedMeter
+
+
+class Float32Meter(ScriptedMeter):
+    def read(self):
+        return {"fake:0": np.float32(self.total)}
+"""
+
+
+def test_fault_numpy_readings_and_a_non_utf8_file_name_still_write_every_report(
+    meter_pytester: pytest.Pytester,
+) -> None:
+    pytester = meter_pytester
+    pytester.makepyfile(f32meter=FLOAT32_METER)
+    name = os.fsdecode(b"test_caf\xe9.py")  # Latin-1 bytes: not UTF-8
+    (pytester.path / name).write_text(PASSING, encoding="utf-8")
+    result = pytester.runpytest(
+        *BASE_ARGS,
+        "--energy-meter=f32meter:Float32Meter",
+        "--energy-json=e.json",
+        "--energy-markdown=e.md",
+        "--energy-html=e.html",
+    )
+    output = output_of(result)
+    assert "INTERNALERROR" not in output and "Traceback" not in output
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.OK
+
+    def refuse(constant: str) -> object:
+        raise AssertionError(f"not strict JSON: {constant}")
+
+    document = json.loads((pytester.path / "e.json").read_text("utf-8"), parse_constant=refuse)
+    (test,) = document["tests"]
+    assert test["nodeid"] == "test_caf\\xe9.py::test_ok"
+    assert test["samples"] == [pytest.approx(0.001, rel=1e-6)] * 3
+    assert "test_caf\\xe9.py::test_ok" in (pytester.path / "e.md").read_text("utf-8")
+    assert "test_caf\\xe9.py::test_ok" in (pytester.path / "e.html").read_text("utf-8")
