@@ -122,7 +122,7 @@ def holder_of(path: Path) -> dict[str, object]:
     finally:
         os.close(fd)
     try:
-        info = json.loads(data.decode("utf-8"))
+        info = json.loads(data.split(b"\n", 1)[0].decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         return {}
     return info if isinstance(info, dict) else {}
@@ -135,8 +135,10 @@ def _describe_holder(path: Path, now: float) -> str:
         return "held by an unknown process"
     text = f"held by PID {pid}"
     host = info.get("host")
-    if isinstance(host, str) and host and host != socket.gethostname():
+    if isinstance(host, str) and host and host != socket.gethostname()[:64]:
         text += f" on {host}"
+    elif pid == os.getpid():
+        text += " (this process: a window nested inside another window on the same device?)"
     since = info.get("since")
     if isinstance(since, (int, float)):
         stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(since))
@@ -144,11 +146,18 @@ def _describe_holder(path: Path, now: float) -> str:
     return text
 
 
+_RECORD_BYTES = 192
+
+
 def _write_holder(fd: int) -> None:
-    record = {"pid": os.getpid(), "host": socket.gethostname(), "since": round(time.time(), 3)}
-    data = (json.dumps(record) + "\n").encode()
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, data, 0)
+    """Write who holds the lock, as one JSON line padded to a fixed size.
+
+    A fixed size means no ``ftruncate`` (which costs ~2 ms on ext4, 100x the lock itself).
+    """
+    host = socket.gethostname()[:64]
+    record = {"pid": os.getpid(), "host": host, "since": round(time.time(), 3)}
+    line = json.dumps(record, ensure_ascii=True)
+    os.pwrite(fd, (line.ljust(_RECORD_BYTES - 1) + "\n").encode("ascii"), 0)
 
 
 def _lock_error(device: str, path: Path, exc: BaseException) -> DeviceLockError:
