@@ -176,3 +176,21 @@ def test_the_run_records_its_tolerance() -> None:
     info = RunInfo.create(data.results(), now=data.NOW, tolerance_pct=7.5, alpha=0.05)
     run = _strict(json_report.render(data.results(), info))["run"]  # type: ignore[index]
     assert run["tolerance_pct"] == 7.5 and run["alpha"] == 0.05
+
+
+# -- the lock-wait note (issue 14, item 1: it fired at 1 ms) ------------------------------------
+
+
+def _waited(seconds: float, count: int = 8) -> EnergyResult:
+    ws = tuple(dataclasses.replace(w, waited_s=seconds) for w in data.windows(0.002, count=count))
+    return data.result("t.py::test_w", ws)
+
+
+def test_no_lock_wait_note_for_scheduling_noise() -> None:
+    lines = terminal.render([_waited(0.005)])  # 8 windows x 5 ms
+    assert not any("device lock" in line for line in lines)
+
+
+def test_lock_wait_note_for_a_real_queue() -> None:
+    lines = terminal.render([_waited(0.5)])
+    assert "8 window(s) waited 4.00 s in total for a device lock" in "\n".join(lines)
