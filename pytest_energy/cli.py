@@ -255,10 +255,10 @@ def ini_values(path: Path) -> dict[str, str]:
     except OSError as exc:
         raise InputError(f"{path} cannot be read ({exc.strerror or exc}). Check --ini.") from None
     if path.suffix == ".toml":
-        try:
+        if sys.version_info >= (3, 11):
             import tomllib
-        except ImportError:  # Python 3.10
-            import tomli as tomllib  # type: ignore[no-redef]
+        else:  # pragma: no cover
+            import tomli as tomllib
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:

@@ -178,9 +178,9 @@ def validate(meter: object, spec: str) -> None:
     devices = _attribute(meter, "devices", spec, None)
     if devices is not None:
         bad = isinstance(devices, (str, bytes)) or not isinstance(devices, Iterable)
-        if not bad:
-            devices = tuple(devices)  # type: ignore[call-overload]
-            bad = not all(isinstance(device, str) and device for device in devices)
+        if isinstance(devices, Iterable) and not bad:
+            names: tuple[object, ...] = tuple(devices)
+            bad = not all(isinstance(name, str) and name for name in names)
         if bad:
             raise ConfigError(
                 f"meter spec {spec!r}: the meter's devices is {devices!r}; it must be None "

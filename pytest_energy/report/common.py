@@ -226,8 +226,8 @@ def _safe_window(window: object) -> object:
     return replace(window, **changes) if changes else window  # type: ignore[type-var]
 
 
-def _safe_strings(obj: object, names: Sequence[str]) -> dict[str, str]:
-    changes = {}
+def _safe_strings(obj: object, names: Sequence[str]) -> dict[str, object]:
+    changes: dict[str, object] = {}
     for name in names:
         value = getattr(obj, name, None)
         if value is not None and (not isinstance(value, str) or safe_text(value) != value):
@@ -246,7 +246,7 @@ def safe_result(result: EnergyResult) -> EnergyResult:
         m_changes["windows"] = windows
     changes: dict[str, object] = _safe_strings(result, ("nodeid", "note", "outcome"))
     if m_changes:
-        changes["measurement"] = replace(m, **m_changes)
+        changes["measurement"] = replace(m, **m_changes)  # type: ignore[arg-type]
     if result.budget_kwh is not None and type(result.budget_kwh) is not float:
         changes["budget_kwh"] = safe_float(result.budget_kwh)
     return replace(result, **changes) if changes else result  # type: ignore[arg-type]
