@@ -396,7 +396,7 @@ def merge_sources(sources: Sequence[Source]) -> tuple[Baseline, list[str]]:
     return Baseline(merged), conflicts
 
 
-def _merge_target(out_path: Path, inputs: Sequence[Path], replace_all: bool) -> Source | None:
+def _merge_target(out_path: Path, inputs: Sequence[Path], replace_all: bool) -> Baseline | None:
     """OUT read as a baseline (None when it does not exist yet or ``--replace``).
 
     Refuses an OUT that is a JSON report, or any file that is not a baseline: forgetting OUT
@@ -418,7 +418,10 @@ def _merge_target(out_path: Path, inputs: Sequence[Path], replace_all: bool) -> 
         return None
     if out_path.is_dir() or not out_path.is_file():
         raise InputError(f"OUT {out_path} is not a regular file. Pass a baseline .toml path.")
-    target = read_source(out_path)  # a corrupt OUT stops here, before anything is written
+    try:
+        target = baseline_io.load(out_path)  # a corrupt OUT stops here, before any write
+    except BaselineError as exc:
+        raise InputError(str(exc)) from None
     return None if replace_all else target
 
 
@@ -452,7 +455,7 @@ def cmd_merge(args: argparse.Namespace, out: TextIO) -> int:
         # Baseline.merged: entries of the inputs replace OUT's, every other entry is kept.
         # (schema 2: merged(updates, *, history=...) - see the lead's notes.)
         updates = {hw: dict(tests) for hw, tests in merged.entries.items()}
-        result = Baseline(target.entries).merged(updates)
+        result = target.merged(updates)
         kept = len(result) - len(merged)
         merged = result
     try:
