@@ -409,8 +409,9 @@ def _merge_target(out_path: Path, inputs: Sequence[Path], replace_all: bool) -> 
             if as_input
             else " Did you forget OUT?"
         )
+        what = "is a JSON report" if out_path.exists() else "names a JSON report (.json)"
         raise InputError(
-            f"OUT {out_path} is a JSON report, not a baseline; refusing to write a baseline over "
+            f"OUT {out_path} {what}, not a baseline; refusing to write a baseline over "
             f"it.{hint} Usage: pytest-energy merge OUT.toml IN... , e.g. "
             f"pytest-energy merge energy-baseline.toml {' '.join(map(str, inputs))}"
         )
@@ -435,7 +436,8 @@ def _same_file(a: Path, b: Path) -> bool:
 def cmd_merge(args: argparse.Namespace, out: TextIO) -> int:
     out_path: Path = args.out
     target = _merge_target(out_path, args.inputs, args.replace)
-    inputs = [path for path in args.inputs if not _same_file(path, out_path)]
+    # OUT listed as an input too is already the base of the merge (unless --replace).
+    inputs = [p for p in args.inputs if target is None or not _same_file(p, out_path)]
     if target is None and not inputs:
         raise InputError(f"nothing to merge: the only input is OUT {out_path} itself.")
     sources = [read_source(path) for path in inputs]
