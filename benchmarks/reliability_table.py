@@ -5,8 +5,9 @@ injects a fault, and prints the Markdown table of docs/reliability.md:
 
 * ``tests/test_reliability.py``: the ``test_bad_input`` table and ``test_bad_*`` tests,
   the ``test_fault_*`` tests, and the odd-but-valid inputs that must work;
-* the tests of ``tests/test_plugin.py``, ``tests/test_baseline.py`` and
-  ``tests/test_meter_nvml.py`` that cover the same ground, named in :data:`OTHERS`.
+* the tests of ``tests/test_plugin.py``, ``tests/test_baseline.py``,
+  ``tests/test_meter_nvml.py``, ``tests/test_scaleout.py``, ``tests/test_report_hostile.py``
+  and ``tests/test_cli.py`` that cover the same ground, named in :data:`OTHERS`.
 
 Each parametrized case counts once. A case that passes is a bad input that got a clear
 error and changed no file, or a fault that was survived; a strict xfail is a package bug
@@ -129,6 +130,77 @@ OTHERS: tuple[tuple[str, str, str], ...] = (
         "fault",
         "NVML GPU lost, unit (fake pynvml)",
     ),
+    # issue 14: shared machines, hostile values at the writers, the pytest-energy command
+    (
+        "tests/test_scaleout.py::test_a_hung_holder_times_out_with_a_message_naming_it",
+        "fault",
+        "device lock: hung holder, other users, lock errors",
+    ),
+    (
+        "tests/test_scaleout.py::test_lock_directory_and_files_are_shared_with_other_users",
+        "fault",
+        "device lock: hung holder, other users, lock errors",
+    ),
+    (
+        "tests/test_scaleout.py::test_a_sticky_shared_directory_of_ours_is_made_usable",
+        "fault",
+        "device lock: hung holder, other users, lock errors",
+    ),
+    (
+        "tests/test_scaleout.py::test_lock_os_errors_are_device_lock_errors",
+        "fault",
+        "device lock: hung holder, other users, lock errors",
+    ),
+    (
+        "tests/test_scaleout.py::test_bad_devices_attribute_is_a_clear_error",
+        "bad input",
+        "options and meter specs",
+    ),
+    (
+        "tests/test_report_hostile.py::test_every_writer_survives",
+        "bad input",
+        "hostile values at the report writers",
+    ),
+    (
+        "tests/test_report_hostile.py::test_an_unwritable_report_does_not_stop_the_others",
+        "fault",
+        "one report writer fails",
+    ),
+    (
+        "tests/test_report_hostile.py::test_a_renderer_bug_is_one_line_and_the_others_are_written",
+        "fault",
+        "one report writer fails",
+    ),
+    (
+        "tests/test_cli.py::test_merge_refuses_to_write_a_baseline_over_a_report",
+        "bad input",
+        "pytest-energy command (merge, compare, show)",
+    ),
+    (
+        "tests/test_cli.py::test_merge_keeps_the_hardware_out_has_and_the_inputs_do_not",
+        "bad input",
+        "pytest-energy command (merge, compare, show)",
+    ),
+    (
+        "tests/test_cli.py::test_merge_a_baseline_with_the_report_of_the_same_run_does_not_conflict",
+        "bad input",
+        "pytest-energy command (merge, compare, show)",
+    ),
+    (
+        "tests/test_cli.py::test_compare_uses_the_tolerance_recorded_in_the_reports",
+        "bad input",
+        "pytest-energy command (merge, compare, show)",
+    ),
+    (
+        "tests/test_cli.py::test_compare_uses_the_ini_tolerance",
+        "bad input",
+        "pytest-energy command (merge, compare, show)",
+    ),
+    (
+        "tests/test_cli.py::test_show_into_a_closed_pipe_ends_quietly",
+        "fault",
+        "output pipe closed early (show piped to head)",
+    ),
 )
 
 RELIABILITY = "tests/test_reliability.py"
@@ -145,6 +217,7 @@ FAULT_ROWS: tuple[tuple[str, str], ...] = (
     ("test_fault_interrupted_inside_update", "Ctrl-C / SIGTERM during an update"),
     ("test_fault_killed_while_saving", "killed while saving (short loop)"),
     ("test_fault_concurrent_updates", "two concurrent writers"),
+    ("test_fault_numpy_readings", "hostile values at the report writers, whole run"),
 )
 
 BAD_INPUT_ROWS = {

@@ -5,19 +5,24 @@
 ``compare OLD NEW``
     Compare two JSON reports, or a report with a baseline, by the gate's rule.
 ``merge OUT IN...``
-    Combine baselines and reports from several CI jobs into one baseline.
+    Merge baselines and reports from several CI jobs into the baseline OUT, keeping OUT's
+    other entries (``--replace``: OUT holds only the inputs' entries).
 
 Exit status: 0 success; 1 a regression (``compare``) or a conflict (``merge``); 2 bad
-input (missing or corrupt file, bad option), in which case nothing is written.
+input (missing or corrupt file, bad option), in which case nothing is written. Output cut
+short by a closed pipe (``show | head``) ends quietly with status 141, as POSIX tools do.
 """
 
 from __future__ import annotations
 
 import argparse
+import configparser
+import errno
 import math
+import os
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -26,7 +31,7 @@ from . import baseline as baseline_io
 from .baseline import Baseline, BaselineEntry
 from .errors import BaselineError, ConfigError
 from .report.common import ReportError
-from .report.json import load_report
+from .report.json import Report, load_report
 from .results import fmt_num
 from .settings import (
     DEFAULT_ALPHA,
@@ -40,6 +45,7 @@ from .stats import Status, compare
 EXIT_OK = 0
 EXIT_FOUND = 1
 EXIT_BAD_INPUT = 2
+EXIT_BROKEN_PIPE = 128 + 13  # killed by SIGPIPE, as the shell reports it
 
 
 class InputError(Exception):
@@ -54,6 +60,8 @@ class Source:
     kind: str
     """"report" or "baseline"."""
     entries: dict[str, dict[str, BaselineEntry]]
+    run: Mapping[str, object] = field(default_factory=dict)
+    """A report's ``run`` object (tolerance_pct, alpha ...); empty for a baseline."""
 
 
 def _kind(path: Path) -> str:
@@ -91,17 +99,28 @@ def read_source(path: Path) -> Source:
         report = load_report(path)
     except ReportError as exc:
         raise InputError(str(exc)) from None
+    return Source(path, kind, report_entries(report), dict(report.run))
+
+
+def round_sample(value: float) -> float:
+    """A sample as the baseline stores it: 6 significant digits (reports written before
+    the samples were rounded upstream hold them unrounded)."""
+    return float(f"{value:.6g}")
+
+
+def report_entries(report: Report) -> dict[str, dict[str, BaselineEntry]]:
+    """A report's records as baseline entries, samples rounded as the baseline rounds them."""
     entries: dict[str, dict[str, BaselineEntry]] = {}
     for record in report.records:
         entries.setdefault(record.hardware, {})[record.nodeid] = BaselineEntry(
-            samples=record.samples,
+            samples=tuple(round_sample(x) for x in record.samples),
             meter=record.meter,
             estimated=record.estimated,
             pytest_energy_version=report.version,
             inferences=record.inferences,
             tokens=record.tokens,
         )
-    return Source(path, kind, entries)
+    return entries
 
 
 def _table(
@@ -226,14 +245,98 @@ def compare_sources(old: Source, new: Source, *, tolerance_pct: float, alpha: fl
     return rows
 
 
+_INI_FILES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
+
+
+def ini_values(path: Path) -> dict[str, str]:
+    """The pytest ini options in ``path`` (pytest.ini, tox.ini, setup.cfg or pyproject.toml)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise InputError(f"{path} cannot be read ({exc.strerror or exc}). Check --ini.") from None
+    if path.suffix == ".toml":
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover
+            import tomli as tomllib
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"{path} is not valid TOML ({exc}).") from None
+        options = data.get("tool", {}).get("pytest", {}).get("ini_options", {})
+        return {str(k): str(v) for k, v in options.items()} if isinstance(options, dict) else {}
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(text, source=str(path))
+    except configparser.Error as exc:
+        raise InputError(f"{path} cannot be parsed ({exc}).") from None
+    section = "tool:pytest" if path.name == "setup.cfg" else "pytest"
+    return dict(parser[section]) if parser.has_section(section) else {}
+
+
+def find_ini(directory: Path) -> Path | None:
+    """The first pytest configuration file in ``directory`` that has a pytest section."""
+    for name in _INI_FILES:
+        candidate = directory / name
+        if candidate.is_file() and (name in ("pytest.ini", ".pytest.ini") or ini_values(candidate)):
+            return candidate
+    return None
+
+
+def _from_run(
+    sources: Sequence[Source], key: str, check: Callable[[str], float]
+) -> tuple[float, str] | None:
+    for source in sources:
+        value = source.run.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                return check(repr(float(value))), f"recorded in {source.path}"
+            except ConfigError:
+                continue
+    return None
+
+
+def resolve_rule(
+    args: argparse.Namespace, new: Source, old: Source
+) -> tuple[tuple[float, str], tuple[float, str]]:
+    """(value, where it came from) for the tolerance and alpha: the option, else the value
+    recorded in NEW's then OLD's report, else the ini's, else the default."""
+    ini_path: Path | None = args.ini if args.ini is not None else find_ini(Path.cwd())
+    ini = ini_values(ini_path) if ini_path is not None else {}
+    rule = []
+    for option, key, parse, default in (
+        ("tolerance", "tolerance_pct", parse_percent, DEFAULT_TOLERANCE_PCT),
+        ("alpha", "alpha", parse_probability, DEFAULT_ALPHA),
+    ):
+        given = getattr(args, option)
+        if given is not None:
+            rule.append((given, f"--{option}"))
+            continue
+        recorded = _from_run((new, old), key, parse)
+        if recorded is not None:
+            rule.append(recorded)
+            continue
+        ini_key = f"energy_{option}"
+        if ini_key in ini:
+            try:
+                rule.append((parse(ini[ini_key]), f"{ini_key} in {ini_path}"))
+            except ConfigError as exc:
+                raise InputError(f"{ini_path}: {ini_key}: {exc}") from None
+            continue
+        rule.append((default, "default"))
+    return rule[0], rule[1]
+
+
 def cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
     old = read_source(args.old)
     new = read_source(args.new)
-    rows = compare_sources(old, new, tolerance_pct=args.tolerance, alpha=args.alpha)
+    (tolerance, tolerance_from), (alpha, alpha_from) = resolve_rule(args, new, old)
+    rows = compare_sources(old, new, tolerance_pct=tolerance, alpha=alpha)
     print(f"OLD: {old.path} ({old.kind})", file=out)
     print(f"NEW: {new.path} ({new.kind})", file=out)
     print(
-        f"rule: tolerance {args.tolerance:g}%, one-sided Mann-Whitney U at alpha {args.alpha:g}",
+        f"rule: tolerance {tolerance:g}% ({tolerance_from}), one-sided Mann-Whitney U at "
+        f"alpha {alpha:g} ({alpha_from})",
         file=out,
     )
     print(file=out)
@@ -259,11 +362,19 @@ def cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
 # -- merge --------------------------------------------------------------------------------
 
 
+def same_entry(a: BaselineEntry, b: BaselineEntry) -> bool:
+    """Equal entries, samples compared at the baseline's 6 significant digits."""
+    return replace(a, samples=tuple(map(round_sample, a.samples))) == replace(
+        b, samples=tuple(map(round_sample, b.samples))
+    )
+
+
 def merge_sources(sources: Sequence[Source]) -> tuple[Baseline, list[str]]:
     """All entries of ``sources`` in one baseline, and a line per conflicting entry.
 
     The same test on the same hardware may appear in several inputs only when the entries
-    are identical; otherwise it is a conflict and no entry is chosen.
+    are the same (samples compared at 6 significant digits, so a baseline and the JSON
+    report of the run that wrote it agree); otherwise it is a conflict and no entry is chosen.
     """
     merged: dict[str, dict[str, BaselineEntry]] = {}
     origin: dict[tuple[str, str], Path] = {}
@@ -275,7 +386,7 @@ def merge_sources(sources: Sequence[Source]) -> tuple[Baseline, list[str]]:
                 if held is None:
                     merged[hardware][nodeid] = entry
                     origin[(hardware, nodeid)] = source.path
-                elif held != entry:
+                elif not same_entry(held, entry):
                     conflicts.append(
                         f"{nodeid} on {hardware}: {origin[(hardware, nodeid)]} has "
                         f"{fmt_num(held.kwh_per_1000)} kWh/1000 from {len(held.samples)} window(s) "
@@ -285,12 +396,55 @@ def merge_sources(sources: Sequence[Source]) -> tuple[Baseline, list[str]]:
     return Baseline(merged), conflicts
 
 
+def _merge_target(out_path: Path, inputs: Sequence[Path], replace_all: bool) -> Baseline | None:
+    """OUT read as a baseline (None when it does not exist yet or ``--replace``).
+
+    Refuses an OUT that is a JSON report, or any file that is not a baseline: forgetting OUT
+    (``merge a.json b.json``) must not write TOML over a report.
+    """
+    as_input = any(_same_file(out_path, path) for path in inputs)
+    if out_path.suffix.lower() == ".json" or (out_path.exists() and _kind(out_path) != "baseline"):
+        hint = (
+            " It is also listed as an input: did you forget OUT?"
+            if as_input
+            else " Did you forget OUT?"
+        )
+        what = "is a JSON report" if out_path.exists() else "names a JSON report (.json)"
+        raise InputError(
+            f"OUT {out_path} {what}, not a baseline; refusing to write a baseline over "
+            f"it.{hint} Usage: pytest-energy merge OUT.toml IN... , e.g. "
+            f"pytest-energy merge energy-baseline.toml {' '.join(map(str, inputs))}"
+        )
+    if not out_path.exists():
+        return None
+    if out_path.is_dir() or not out_path.is_file():
+        raise InputError(f"OUT {out_path} is not a regular file. Pass a baseline .toml path.")
+    try:
+        target = baseline_io.load(out_path)  # a corrupt OUT stops here, before any write
+    except BaselineError as exc:
+        raise InputError(str(exc)) from None
+    return None if replace_all else target
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def cmd_merge(args: argparse.Namespace, out: TextIO) -> int:
-    sources = [read_source(path) for path in args.inputs]
+    out_path: Path = args.out
+    target = _merge_target(out_path, args.inputs, args.replace)
+    # OUT listed as an input too is already the base of the merge (unless --replace).
+    inputs = [p for p in args.inputs if target is None or not _same_file(p, out_path)]
+    if target is None and not inputs:
+        raise InputError(f"nothing to merge: the only input is OUT {out_path} itself.")
+    sources = [read_source(path) for path in inputs]
     merged, conflicts = merge_sources(sources)
     if conflicts:
         print(
-            f"pytest-energy merge: {len(conflicts)} conflict(s); {args.out} was not written. "
+            f"pytest-energy merge: {len(conflicts)} conflict(s); {out_path} was not written. "
             "Each test may come from one input per hardware (identical copies are fine); "
             "drop the stale input or re-run that job.",
             file=out,
@@ -298,14 +452,23 @@ def cmd_merge(args: argparse.Namespace, out: TextIO) -> int:
         for line in conflicts:
             print(f"  conflict: {line}", file=out)
         return EXIT_FOUND
+    kept = 0
+    if target is not None:
+        # Baseline.merged: entries of the inputs replace OUT's, every other entry is kept.
+        # (schema 2: merged(updates, *, history=...) - see the lead's notes.)
+        updates = {hw: dict(tests) for hw, tests in merged.entries.items()}
+        result = target.merged(updates)
+        kept = len(result) - len(merged)
+        merged = result
     try:
-        baseline_io.save(args.out, merged)
+        baseline_io.save(out_path, merged)
     except BaselineError as exc:
         raise InputError(str(exc)) from None
+    kept_text = f", {kept} of them kept from {out_path}" if target is not None else ""
     print(
         f"wrote {len(merged)} entr{'y' if len(merged) == 1 else 'ies'} on "
-        f"{sum(1 for tests in merged.entries.values() if tests)} hardware to {args.out} "
-        f"(from {len(sources)} input(s))",
+        f"{sum(1 for tests in merged.entries.values() if tests)} hardware to {out_path} "
+        f"(from {len(sources)} input(s){kept_text})",
         file=out,
     )
     return EXIT_OK
@@ -355,26 +518,48 @@ def parser() -> argparse.ArgumentParser:
     cmp.add_argument(
         "--tolerance",
         type=_option(parse_percent),
-        default=DEFAULT_TOLERANCE_PCT,
+        default=None,
         metavar="PCT",
-        help=f"allowed regression in percent (default {DEFAULT_TOLERANCE_PCT:g})",
+        help="allowed regression in percent (default: the tolerance recorded in NEW's or OLD's "
+        "report, else energy_tolerance from --ini or the pytest configuration in the current "
+        f"directory, else {DEFAULT_TOLERANCE_PCT:g})",
     )
     cmp.add_argument(
         "--alpha",
         type=_option(parse_probability),
-        default=DEFAULT_ALPHA,
+        default=None,
         metavar="P",
-        help=f"significance level of the one-sided Mann-Whitney U test (default {DEFAULT_ALPHA:g})",
+        help="significance level of the one-sided Mann-Whitney U test (default: as for "
+        f"--tolerance, from the reports, energy_alpha, else {DEFAULT_ALPHA:g})",
+    )
+    cmp.add_argument(
+        "--ini",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="pytest configuration file (pytest.ini, pyproject.toml, tox.ini, setup.cfg) to read "
+        "energy_tolerance and energy_alpha from (default: the one in the current directory)",
     )
     cmp.set_defaults(run=cmd_compare)
 
     merge = commands.add_parser(
         "merge",
-        help="combine baselines and reports into one baseline; exit 1 on conflicting entries",
+        help="merge baselines and reports into the baseline OUT, keeping its other entries; "
+        "exit 1 on conflicting entries",
     )
-    merge.add_argument("out", type=Path, metavar="OUT", help="baseline TOML file to write")
+    merge.add_argument(
+        "out",
+        type=Path,
+        metavar="OUT",
+        help="baseline TOML file to update (created if missing; never a JSON report)",
+    )
     merge.add_argument(
         "inputs", type=Path, nargs="+", metavar="IN", help="baselines (.toml) and reports (.json)"
+    )
+    merge.add_argument(
+        "--replace",
+        action="store_true",
+        help="drop OUT's existing entries: OUT holds only the inputs' entries",
     )
     merge.set_defaults(run=cmd_merge)
     return top
@@ -387,10 +572,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, or a usage error (status 2)
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     try:
-        return args.run(args, sys.stdout)  # type: ignore[no-any-return]
+        code: int = args.run(args, sys.stdout)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
     except InputError as exc:
         print(f"pytest-energy {args.command}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        return _broken_pipe()
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            raise
+        return _broken_pipe()
+    return code
+
+
+def _broken_pipe() -> int:
+    """The reader went away (``show | head``): stop quietly, as POSIX tools do."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the final flush at exit must not fail again
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import report_data as data
 
 from pytest_energy import __version__
 from pytest_energy import baseline as baseline_io
-from pytest_energy.baseline import Baseline
+from pytest_energy.baseline import Baseline, BaselineEntry
 from pytest_energy.cli import main
 from pytest_energy.report import json as json_report
 from pytest_energy.report.common import RunInfo
@@ -20,6 +20,12 @@ from pytest_energy.results import EnergyResult
 A100 = "NVIDIA A100-SXM4-40GB x1"
 BERT = "tests/test_bert.py::test_embed[bs=16]"
 LLM = "tests/test_llm.py::test_generate[llama-3-8b]"
+
+
+@pytest.fixture(autouse=True)
+def _away_from_the_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """compare reads the pytest configuration of the current directory: use an empty one."""
+    monkeypatch.chdir(tmp_path)
 
 
 def write_report(path: Path, results: list[EnergyResult]) -> Path:
@@ -124,7 +130,7 @@ def test_compare_reports_regression_exits_1(
     row = next(line for line in out.splitlines() if line.startswith(BERT))
     assert row.split()[-3:] == ["0.0024", "+20.0%", "regressed"]
     assert out.rstrip().endswith("1 regression(s) in 1 compared test(s).")
-    assert "rule: tolerance 3%, one-sided Mann-Whitney U at alpha 0.01" in out
+    assert "rule: tolerance 3% (default), one-sided Mann-Whitney U at alpha 0.01 (default)" in out
 
 
 def test_compare_within_tolerance_exits_0(
@@ -274,8 +280,8 @@ def test_merge_conflict_exits_1_and_writes_nothing(
 ) -> None:
     one = write_report(tmp_path / "job1.json", [bert(0.0020)])
     two = write_report(tmp_path / "job2.json", [bert(0.0022)])
-    out_path = tmp_path / "energy-baseline.toml"
-    out_path.write_text("# keep me\n", encoding="utf-8")
+    out_path = baseline_file(tmp_path / "energy-baseline.toml")
+    before = out_path.read_bytes()
     code, out, _ = run(capsys, "merge", out_path, one, two)
     assert code == 1
     assert f"1 conflict(s); {out_path} was not written" in out
@@ -283,7 +289,7 @@ def test_merge_conflict_exits_1_and_writes_nothing(
         f"conflict: {BERT} on {data.GPU}: {one} has 0.002 kWh/1000 from 8 window(s) (nvml), "
         f"{two} has 0.0022" in out
     )
-    assert out_path.read_text(encoding="utf-8") == "# keep me\n"
+    assert out_path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "energy-baseline.toml",
         "job1.json",
@@ -305,6 +311,77 @@ def test_merge_bad_input_exits_2_and_writes_nothing(
     code, _, err = run(capsys, "merge", out_path, tmp_path / "missing.json")
     assert code == 2 and "missing.json does not exist" in err
     assert not out_path.exists()
+
+
+def test_merge_keeps_the_hardware_out_has_and_the_inputs_do_not(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    committed = baseline_file(tmp_path / "committed.toml")  # H100 (2 tests) and a CPU (1)
+    a100 = write_report(tmp_path / "a100.json", [bert(0.0031, hardware=A100)])
+    h100 = write_report(tmp_path / "h100.json", [bert(0.0025)])
+    code, out, err = run(capsys, "merge", committed, a100, h100)
+    assert (code, err) == (0, "")
+    assert "kept from" in out
+    merged = baseline_io.load(committed)
+    assert sorted(merged.entries) == sorted([A100, data.CPU, data.GPU])
+    assert len(merged) == 4  # the CPU entry and the H100 LLM entry kept, BERT updated, A100 added
+    h100_bert = merged.get(data.GPU, BERT)
+    assert h100_bert is not None and h100_bert.kwh_per_1000 == pytest.approx(0.0025)
+    assert merged.get(data.GPU, LLM) == baseline_io.load(baseline_file(tmp_path / "x.toml")).get(
+        data.GPU, LLM
+    )
+
+
+def test_merge_replace_keeps_only_the_inputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    committed = baseline_file(tmp_path / "committed.toml")
+    a100 = write_report(tmp_path / "a100.json", [bert(0.0031, hardware=A100)])
+    code, _, _ = run(capsys, "merge", "--replace", committed, a100)
+    assert code == 0
+    assert sorted(baseline_io.load(committed).entries) == [A100]
+
+
+def test_merge_refuses_to_write_a_baseline_over_a_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = write_report(tmp_path / "a100.json", [bert(0.0031, hardware=A100)])
+    second = write_report(tmp_path / "h100.json", [bert(0.0025)])
+    before = first.read_bytes()
+    code, out, err = run(capsys, "merge", first, second)  # OUT forgotten
+    assert (code, out) == (2, "")
+    assert f"OUT {first} is a JSON report, not a baseline; refusing" in err
+    assert "Did you forget OUT?" in err
+    assert first.read_bytes() == before
+    renamed = tmp_path / "report-without-suffix"
+    renamed.write_bytes(before)
+    code, _, err = run(capsys, "merge", renamed, second)
+    assert code == 2 and "is a JSON report" in err
+    assert renamed.read_bytes() == before
+    code, _, err = run(capsys, "merge", tmp_path / "new.json", second)
+    assert code == 2 and not (tmp_path / "new.json").exists()
+
+
+def test_merge_a_baseline_with_the_report_of_the_same_run_does_not_conflict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = data.result(BERT, data.windows(0.0024 / 7))  # samples with 17 digits
+    samples = result.measurement.samples
+    assert any(float(f"{x:.6g}") != x for x in samples)
+    report = write_report(tmp_path / "run.json", [result])
+    baseline = tmp_path / "energy-baseline.toml"
+    rounded = BaselineEntry(
+        samples=tuple(float(f"{x:.6g}") for x in samples),
+        meter="nvml",
+        estimated=False,
+        pytest_energy_version=__version__,
+        inferences=result.measurement.inferences,
+    )
+    baseline_io.save(baseline, Baseline({data.GPU: {BERT: rounded}}))
+    out_path = tmp_path / "merged.toml"
+    code, out, _ = run(capsys, "merge", out_path, baseline, report)
+    assert code == 0, out
+    assert baseline_io.load(out_path).get(data.GPU, BERT) == rounded
 
 
 def test_merge_into_a_missing_directory_exits_2(
@@ -344,3 +421,89 @@ def test_runs_as_a_module(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "3 entries on 2 hardware" in done.stdout
+
+
+# -- compare: the run's tolerance, the ini's, the option's ------------------------------------
+
+
+def _pair(tmp_path: Path, tolerance_pct: float | None) -> tuple[Path, Path]:
+    """OLD and NEW reports of a +5% change, recording ``tolerance_pct`` in their run."""
+    paths = []
+    for name, kwh in (("old.json", 0.0020), ("new.json", 0.0021)):
+        results = [bert(kwh)]
+        info = RunInfo.create(results, now=data.NOW, tolerance_pct=tolerance_pct)
+        path = tmp_path / name
+        path.write_text(json_report.render(results, info), encoding="utf-8")
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def test_compare_uses_the_tolerance_recorded_in_the_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old, new = _pair(tmp_path, 10.0)
+    code, out, _ = run(capsys, "compare", old, new)
+    assert code == 0, out
+    assert f"rule: tolerance 10% (recorded in {new})" in out
+    code, out, _ = run(capsys, "compare", old, new, "--tolerance", "3")
+    assert code == 1 and "rule: tolerance 3% (--tolerance)" in out
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("pytest.ini", "[pytest]\nenergy_tolerance = 10%\n"),
+        ("pyproject.toml", '[tool.pytest.ini_options]\nenergy_tolerance = "10"\n'),
+        ("tox.ini", "[pytest]\nenergy_tolerance = 10\n"),
+        ("setup.cfg", "[tool:pytest]\nenergy_tolerance = 10\n"),
+    ],
+)
+def test_compare_uses_the_ini_tolerance(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, text: str
+) -> None:
+    old, new = _pair(tmp_path, None)
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    code, out, _ = run(capsys, "compare", old, new)
+    assert code == 0, out
+    assert f"rule: tolerance 10% (energy_tolerance in {tmp_path / name})" in out
+
+
+def test_compare_reads_the_ini_given_with_ini(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old, new = _pair(tmp_path, None)
+    ini = tmp_path / "conf" / "pytest.ini"
+    ini.parent.mkdir()
+    ini.write_text("[pytest]\nenergy_tolerance = 10\nenergy_alpha = 0.05\n", encoding="utf-8")
+    code, out, _ = run(capsys, "compare", old, new, "--ini", ini)
+    assert code == 0, out
+    assert f"alpha 0.05 (energy_alpha in {ini})" in out
+    ini.write_text("[pytest]\nenergy_tolerance = lots\n", encoding="utf-8")
+    code, _, err = run(capsys, "compare", old, new, "--ini", ini)
+    assert code == 2 and "energy_tolerance" in err
+
+
+def test_show_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    tests = {f"tests/test_many.py::test_{i}": data.entry(0.002) for i in range(3000)}
+    path = tmp_path / "big.toml"
+    baseline_io.save(path, Baseline({data.GPU: tests}))
+    done = subprocess.run(
+        f"{sys.executable} -m pytest_energy.cli show {path} | head -n 1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=False,
+        executable="/bin/bash",
+    )
+    assert done.stdout == f"{path}: 3000 entries on 1 hardware\n"
+    assert done.stderr == ""
+    status = subprocess.run(
+        f"{sys.executable} -m pytest_energy.cli show {path} | head -n 1 >/dev/null;"
+        " echo ${PIPESTATUS[0]}",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=False,
+        executable="/bin/bash",
+    )
+    assert status.stdout.strip() == "141" and "Traceback" not in status.stderr

@@ -165,3 +165,43 @@ def test_a_busy_neighbour_does_not_move_the_estimate() -> None:
         assert neighbour.wait() == 0
     # Charged, the neighbour would add 1.2 J (0.3 s at 4 W); we only spawned and waited.
     assert end - start < 0.05 * DEFAULT_W_PER_LOGICAL_CPU
+
+
+# -- torch's intra-op threads (issue 14, item 9) -----------------------------------------------
+
+
+class _FakeTorch:
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    def get_num_threads(self) -> int:
+        return self.threads
+
+
+def test_thread_warning_when_torch_runs_several_threads() -> None:
+    from pytest_energy.meters.codecarbon import thread_warning
+
+    text = thread_warning({"torch": _FakeTorch(4)})
+    assert text is not None
+    assert "torch runs 4 intra-op threads" in text
+    assert "spin-wait" in text
+    assert "torch.set_num_threads(1)" in text and "--energy-meter=roofline" in text
+    assert "\n" not in text
+
+
+@pytest.mark.parametrize("modules", [{}, {"torch": _FakeTorch(1)}, {"torch": object()}])
+def test_no_thread_warning_without_torch_or_with_one_thread(modules: dict[str, object]) -> None:
+    from pytest_energy.meters.codecarbon import thread_warning
+
+    assert thread_warning(modules) is None
+
+
+def test_thread_warning_reads_the_real_torch_without_importing_it() -> None:
+    code = (
+        "import sys; from pytest_energy.meters.codecarbon import thread_warning as w\n"
+        "assert w() is None and 'torch' not in sys.modules\n"
+        "import torch; torch.set_num_threads(2); assert 'torch runs 2' in w()\n"
+        "torch.set_num_threads(1); assert w() is None\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr

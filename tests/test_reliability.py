@@ -20,6 +20,7 @@ A case with ``bug=...`` is a package bug, expected to fail (strict xfail) until 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import signal
 import sys
@@ -401,6 +402,31 @@ METER_MODULES = (
     ),
     ("missingdep", "import a_dependency_that_is_not_installed  # noqa: F401\n"),
     ("failsonimport", "raise RuntimeError('vendor library libfoo.so not found')\n"),
+    ("exitsonimport", "import sys\n\nsys.exit('no GPU here')\n"),
+    (
+        "oddmeters",
+        "import sys\n\nfrom fakemeter import ScriptedMeter\n\n\n"
+        "def exits():\n    sys.exit(3)\n\n\n"
+        "def make(**attrs):\n"
+        "    return type('Odd', (ScriptedMeter,), attrs)\n\n\n"
+        "def _raises(self):\n    raise RuntimeError('nvmlDeviceGetName failed')\n\n\n"
+        "EmptyName = make(name='')\n"
+        "IntName = make(name=42)\n"
+        "WordEstimated = make(estimated='no')\n"
+        "NoneEstimated = make(estimated=None)\n"
+        "StrDeterministic = make(deterministic='yes')\n"
+        "IntDevices = make(devices=5)\n"
+        "StrDevices = make(devices='gpu:0')\n"
+        "class NoneHardware(ScriptedMeter):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.hardware = None\n\n\n"
+        "class IntHardware(ScriptedMeter):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.hardware = 7\n\n\n"
+        "class SurrogateHardware(ScriptedMeter):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n        self.hardware = 'rig-\\udce9'\n\n\n"
+        "class RaisingHardware(ScriptedMeter):\n"
+        "    hardware = property(_raises, lambda self, value: None)\n",
+    ),
 )
 
 
@@ -513,6 +539,76 @@ OPTION_CASES = [
         ("--energy-meter=brokenmeters:Raising",),
         "brokenmeters:Raising",
         "no sensor on this runner",
+    ),
+    _option_case(
+        "meter-module-calls-sys-exit",
+        ("--energy-meter=exitsonimport:Meter",),
+        "meter spec 'exitsonimport:Meter': importing module 'exitsonimport' raised SystemExit",
+        "must not call sys.exit",
+    ),
+    _option_case(
+        "meter-factory-calls-sys-exit",
+        ("--energy-meter=oddmeters:exits",),
+        "meter spec 'oddmeters:exits': creating the meter raised SystemExit: 3",
+        "not sys.exit",
+    ),
+    _option_case(
+        "meter-name-empty",
+        ("--energy-meter=oddmeters:EmptyName",),
+        "the meter's name is ''; it must be a non-empty string",
+    ),
+    _option_case(
+        "meter-name-int",
+        ("--energy-meter=oddmeters:IntName",),
+        "the meter's name is 42; it must be a non-empty string",
+    ),
+    _option_case(
+        "meter-estimated-word",
+        ("--energy-meter=oddmeters:WordEstimated",),
+        "the meter's estimated is 'no' (str); it must be True or False",
+    ),
+    _option_case(
+        "meter-estimated-none",
+        ("--energy-meter=oddmeters:NoneEstimated",),
+        "the meter's estimated is None (NoneType); it must be True or False",
+    ),
+    _option_case(
+        "meter-deterministic-word",
+        ("--energy-meter=oddmeters:StrDeterministic",),
+        "the meter's deterministic is 'yes' (str); it must be True or False",
+    ),
+    _option_case(
+        "meter-devices-int",
+        ("--energy-meter=oddmeters:IntDevices",),
+        "the meter's devices is 5; it must be None",
+        "() (no device lock",
+    ),
+    _option_case(
+        "meter-devices-str",
+        ("--energy-meter=oddmeters:StrDevices",),
+        "the meter's devices is 'gpu:0'; it must be None",
+    ),
+    _option_case(
+        "meter-hardware-none",
+        ("--energy-meter=oddmeters:NoneHardware",),
+        "the meter's hardware is None; it must be a non-empty string",
+    ),
+    _option_case(
+        "meter-hardware-int",
+        ("--energy-meter=oddmeters:IntHardware",),
+        "the meter's hardware is 7; it must be a non-empty string",
+    ),
+    _option_case(
+        "meter-hardware-lone-surrogate",
+        ("--energy-meter=oddmeters:SurrogateHardware",),
+        "contains a lone surrogate",
+        "errors='replace'",
+    ),
+    _option_case(
+        "meter-hardware-property-raises",
+        ("--energy-meter=oddmeters:RaisingHardware",),
+        "reading the meter's 'hardware' raised RuntimeError: nvmlDeviceGetName failed",
+        "Fix the meter's hardware property",
     ),
     _option_case(
         "meter-factory-needs-argument",
@@ -1299,3 +1395,47 @@ def test_fault_concurrent_updates_keep_every_entry(tmp_path: Path, kill_loop: Mo
     assert result.present == result.expected == 50, result.line()
     assert result.temp_files == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [BASELINE, BASELINE + ".lock"]
+
+
+# -- hostile values at the writers (issue 14, item 4) -------------------------------------------
+
+FLOAT32_METER = """
+import numpy as np
+
+from fakemeter import ScriptedMeter
+
+
+class Float32Meter(ScriptedMeter):
+    def read(self):
+        return {"fake:0": np.float32(self.total)}
+"""
+
+
+def test_fault_numpy_readings_and_a_non_utf8_file_name_still_write_every_report(
+    meter_pytester: pytest.Pytester,
+) -> None:
+    pytester = meter_pytester
+    pytester.makepyfile(f32meter=FLOAT32_METER)
+    name = os.fsdecode(b"test_caf\xe9.py")  # Latin-1 bytes: not UTF-8
+    (pytester.path / name).write_text(PASSING, encoding="utf-8")
+    result = pytester.runpytest(
+        *BASE_ARGS,
+        "--energy-meter=f32meter:Float32Meter",
+        "--energy-json=e.json",
+        "--energy-markdown=e.md",
+        "--energy-html=e.html",
+    )
+    output = output_of(result)
+    assert "INTERNALERROR" not in output and "Traceback" not in output
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.OK
+
+    def refuse(constant: str) -> object:
+        raise AssertionError(f"not strict JSON: {constant}")
+
+    document = json.loads((pytester.path / "e.json").read_text("utf-8"), parse_constant=refuse)
+    (test,) = document["tests"]
+    assert test["nodeid"] == "test_caf\\xe9.py::test_ok"
+    assert test["samples"] == [pytest.approx(0.001, rel=1e-6)] * 3
+    assert "test_caf\\xe9.py::test_ok" in (pytester.path / "e.md").read_text("utf-8")
+    assert "test_caf\\xe9.py::test_ok" in (pytester.path / "e.html").read_text("utf-8")

@@ -77,6 +77,8 @@ def test_run_header() -> None:
         "carbon_intensity_g_per_kwh": 56.039,
         "carbon_intensity_source": "CodeCarbon offline data for FRA (France, 2023)",
         "phone_charge_kwh": 0.022,
+        "tolerance_pct": data.DEFAULT_TOLERANCE_PCT,
+        "alpha": data.DEFAULT_ALPHA,
     }
 
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import re
+import shutil
+import stat
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 from pytest_energy import scaleout
-from pytest_energy.devicelock import DeviceLocks, devices_of
-from pytest_energy.errors import ConfigError
+from pytest_energy.devicelock import DeviceLockError, DeviceLocks, devices_of, holder_of
+from pytest_energy.errors import ConfigError, EnergyError
 
 
 def four_gpus() -> int:
@@ -110,3 +115,158 @@ def test_locks_on_different_devices_do_not_block(tmp_path: Path) -> None:
         assert sorted(p.name for p in tmp_path.iterdir()) == ["gpu_0.lock", "gpu_1.lock"]
     first.close()
     second.close()
+
+
+# -- shared machine: modes, second user, timeouts, waiting messages, errors -------------------
+
+
+def test_lock_directory_and_files_are_shared_with_other_users(tmp_path: Path) -> None:
+    directory = tmp_path / "locks"
+    old_umask = os.umask(0o022)
+    try:
+        locks = DeviceLocks(["gpu:0"], directory)
+        with locks():
+            pass
+        locks.close()
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o777
+    assert stat.S_IMODE((directory / "gpu_0.lock").stat().st_mode) == 0o666
+    assert locks.fallback is None
+
+
+def test_a_sticky_shared_directory_of_ours_is_made_usable(tmp_path: Path) -> None:
+    directory = tmp_path / "locks"
+    directory.mkdir()
+    directory.chmod(0o1777)
+    locks = DeviceLocks(["gpu:0"], directory)
+    with locks():
+        pass
+    locks.close()
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o777
+
+
+def _take_as(directory: str, uid: int, out: str) -> None:
+    os.setgid(uid)
+    os.setuid(uid)
+    locks = DeviceLocks(["gpu:0"], Path(directory), lock_timeout_s=5)
+    try:
+        with locks():
+            Path(out).write_text("ok")
+    except Exception as exc:  # reported to the parent through the file
+        Path(out).write_text(f"{type(exc).__name__}: {exc}")
+    locks.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
+def test_a_second_user_takes_the_lock_a_first_user_created() -> None:
+    base = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        directory, out = base / "locks", base / "out"
+        base.chmod(0o777)
+        child = multiprocessing.get_context("fork").Process(
+            target=_take_as, args=(str(directory), 65534, str(out))
+        )
+        child.start()
+        child.join(30)
+        assert out.read_text() == "ok"
+        assert (directory / "gpu_0.lock").stat().st_uid == 65534
+        locks = DeviceLocks(["gpu:0"], directory, lock_timeout_s=5)  # root, a different user
+        with locks():
+            pass
+        locks.close()
+        assert locks.fallback is None
+    finally:
+        shutil.rmtree(base)
+
+
+def _hold_forever(directory: str, started: str) -> None:
+    locks = DeviceLocks(["gpu:0"], Path(directory))
+    with locks():
+        Path(started).write_text(str(os.getpid()))
+        time.sleep(120)
+
+
+def _start_holder(tmp_path: Path) -> tuple[multiprocessing.process.BaseProcess, int]:
+    started = tmp_path / "started"
+    child = multiprocessing.get_context("spawn").Process(
+        target=_hold_forever, args=(str(tmp_path), str(started))
+    )
+    child.start()
+    deadline = time.monotonic() + 30
+    while not started.exists() or not started.read_text():
+        assert time.monotonic() < deadline, "child never took the lock"
+        time.sleep(0.01)
+    return child, int(started.read_text())
+
+
+def test_a_hung_holder_times_out_with_a_message_naming_it(tmp_path: Path) -> None:
+    child, pid = _start_holder(tmp_path)
+    messages: list[str] = []
+    try:
+        locks = DeviceLocks(
+            ["gpu:0"], tmp_path, lock_timeout_s=1.0, wait_notice_s=0.2, on_wait=messages.append
+        )
+        t0 = time.monotonic()
+        with pytest.raises(DeviceLockError) as info, locks():
+            pass
+        waited = time.monotonic() - t0
+        locks.close()
+    finally:
+        child.kill()
+        child.join(30)
+    assert 0.9 < waited < 10
+    assert len(messages) == 1
+    assert re.match(
+        rf"waiting for the lock on gpu:0 held by PID {pid} \(since \d{{4}}-", messages[0]
+    )
+    text = str(info.value)
+    assert isinstance(info.value, EnergyError)
+    assert f"held by PID {pid}" in text
+    assert "--energy-lock-timeout" in text
+    # the killed holder's lock is free at once
+    again = DeviceLocks(["gpu:0"], tmp_path, lock_timeout_s=5)
+    with again():
+        pass
+    again.close()
+
+
+def test_no_wait_message_without_contention(tmp_path: Path) -> None:
+    messages: list[str] = []
+    locks = DeviceLocks(["gpu:0", "gpu:1"], tmp_path, on_wait=messages.append)
+    for _ in range(20):
+        with locks():
+            pass
+    locks.close()
+    assert messages == []
+    assert holder_of(tmp_path / "gpu_0.lock")["pid"] == os.getpid()
+
+
+def test_lock_os_errors_are_device_lock_errors(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    locks = DeviceLocks(["gpu:0"], blocker / "locks", fallback_directory=blocker / "mine")
+    match = r"cannot take the device lock for 'gpu:0'.*Fix: "
+    with pytest.raises(DeviceLockError, match=match), locks():
+        pass
+    assert locks.fallback is not None and "per-user directory" in locks.fallback
+
+
+def test_an_unwritable_lock_file_is_a_device_lock_error(tmp_path: Path) -> None:
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        pytest.skip("root can write any file")
+    (tmp_path / "gpu_0.lock").write_text("")
+    (tmp_path / "gpu_0.lock").chmod(0o444)
+    locks = DeviceLocks(["gpu:0"], tmp_path)
+    with pytest.raises(DeviceLockError, match="PermissionError"), locks():
+        pass
+
+
+def test_bad_devices_attribute_is_a_clear_error() -> None:
+    class Bad:
+        name = "bad"
+        devices = 5
+
+    with pytest.raises(DeviceLockError, match="devices=5"):
+        devices_of(Bad(), ["x"])

@@ -8,8 +8,9 @@ energy, so sessions without energy tests never touch a driver.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
 
 from ..errors import ConfigError, EnergyError, MeterUnavailable
@@ -25,6 +26,7 @@ __all__ = [
     "provenance",
     "resolve",
     "update_period_s",
+    "validate",
 ]
 
 MeterFactory = Callable[[], Meter]
@@ -51,10 +53,11 @@ def _import(target: str, spec: str) -> object:
             f"meter spec {spec!r}: module {module_name!r} cannot be imported ({exc}). "
             "Check the spelling and that the module is on sys.path (e.g. in your rootdir)."
         ) from None
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise ConfigError(
             f"meter spec {spec!r}: importing module {module_name!r} raised "
-            f"{type(exc).__name__}: {exc}. Fix the module, or choose another meter."
+            f"{type(exc).__name__}: {exc}. Fix the module (a meter module must not call "
+            "sys.exit), or choose another meter."
         ) from None
     obj: object = module
     for part in attribute.split("."):
@@ -100,20 +103,92 @@ def create(factory: MeterFactory, spec: str) -> Meter:
         meter = factory()
     except EnergyError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise ConfigError(
             f"meter spec {spec!r}: creating the meter raised {type(exc).__name__}: {exc}. "
-            "The spec must name a class or function that takes no arguments and returns a meter."
+            "The spec must name a class or function that takes no arguments and returns a meter "
+            "(and raises an exception, not sys.exit, when it cannot)."
         ) from None
+    try:
+        validate(meter, spec)
+    except ConfigError:
+        with contextlib.suppress(Exception):
+            meter.close()
+        raise
+    return meter
+
+
+_MISSING = object()
+
+
+def _attribute(meter: object, attr: str, spec: str, default: object = _MISSING) -> object:
+    """``getattr(meter, attr, default)``; a property that raises is a ConfigError."""
+    try:
+        return getattr(meter, attr, default)
+    except EnergyError:
+        raise
+    except (Exception, SystemExit) as exc:
+        raise ConfigError(
+            f"meter spec {spec!r}: reading the meter's {attr!r} raised {type(exc).__name__}: "
+            f"{exc}. Fix the meter's {attr} property so that it returns a value."
+        ) from None
+
+
+def _text(meter: object, attr: str, spec: str, example: str) -> str:
+    value = _attribute(meter, attr, spec)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(
+            f"meter spec {spec!r}: the meter's {attr} is {value!r}; it must be a non-empty "
+            f"string, e.g. {example!r} (it keys the baseline and appears in every report)"
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(
+            f"meter spec {spec!r}: the meter's {attr} {value!r} contains a lone surrogate, "
+            "which no UTF-8 file can hold. Decode the name with errors='replace' in the meter."
+        ) from None
+    return value
+
+
+def validate(meter: object, spec: str) -> None:
+    """Check a new meter's attributes; raise ConfigError naming the attribute and the fix.
+
+    A meter with ``name=""``, ``name=42`` or ``estimated="no"`` would otherwise write a
+    baseline that every later run rejects, or crash the reports at the end of the session.
+    """
     required = ("name", "hardware", "estimated", "read", "close")
-    missing = [attr for attr in required if not hasattr(meter, attr)]
+    missing = [attr for attr in required if _attribute(meter, attr, spec) is _MISSING]
     if missing:
         raise ConfigError(
             f"meter spec {spec!r} returned {type(meter).__name__}, which is not a meter: it lacks "
             f"{', '.join(missing)}. A meter has name, hardware, estimated, read() and close() "
             "(see pytest_energy.Meter)"
         )
-    return meter
+    _text(meter, "name", spec, "nvml")
+    _text(meter, "hardware", spec, "NVIDIA H100 80GB HBM3 x1")
+    for attr in ("read", "close"):
+        if not callable(_attribute(meter, attr, spec)):
+            raise ConfigError(f"meter spec {spec!r}: the meter's {attr} must be a method")
+    for attr in ("estimated", "deterministic"):
+        value = _attribute(meter, attr, spec, False)
+        if not isinstance(value, bool):
+            raise ConfigError(
+                f"meter spec {spec!r}: the meter's {attr} is {value!r} "
+                f"({type(value).__name__}); it must be True or False"
+            )
+    devices = _attribute(meter, "devices", spec, None)
+    if devices is not None:
+        bad = isinstance(devices, (str, bytes)) or not isinstance(devices, Iterable)
+        if isinstance(devices, Iterable) and not bad:
+            names: tuple[object, ...] = tuple(devices)
+            bad = not all(isinstance(name, str) and name for name in names)
+        if bad:
+            raise ConfigError(
+                f"meter spec {spec!r}: the meter's devices is {devices!r}; it must be None "
+                "(one device per domain), () (no device lock, for a per-process estimate) or "
+                "a tuple of device names"
+            )
 
 
 def try_create(spec: str) -> Meter | MeterUnavailable:

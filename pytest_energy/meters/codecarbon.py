@@ -30,8 +30,9 @@ import importlib
 import importlib.util
 import os
 import re
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ..errors import ConfigError, CounterWentBackwards, MeterUnavailable
@@ -266,6 +267,32 @@ class CodeCarbonMeter:
 
     def close(self) -> None:
         """Nothing to release: no threads, files or handles are held."""
+
+
+def thread_warning(modules: Mapping[str, object] | None = None) -> str | None:
+    """A one-paragraph warning when torch runs more than one intra-op thread, else None.
+
+    Looks only at ``modules`` (default ``sys.modules``): it never imports torch. Call it
+    once per session when the CPU-time estimate is in use.
+    """
+    torch = (sys.modules if modules is None else modules).get("torch")
+    get_num_threads = getattr(torch, "get_num_threads", None)
+    if not callable(get_num_threads):
+        return None
+    try:
+        threads = int(get_num_threads())
+    except Exception:
+        return None
+    if threads <= 1:
+        return None
+    return (
+        f"torch runs {threads} intra-op threads, and the {NAME!r} estimate counts CPU time: "
+        "on a shared or small runner, threads that spin-wait for their peers count as work, "
+        "so the figures follow scheduling noise more than the model (a 2x bigger "
+        "torch.nn.Linear can measure cheaper than the original; see docs/reliability.md). "
+        "Fix: call torch.set_num_threads(1) in your conftest.py (or set OMP_NUM_THREADS=1), "
+        "or use a meter that models the work, --energy-meter=roofline."
+    )
 
 
 def _version() -> str:

@@ -18,7 +18,16 @@ from html import escape
 from ..results import EnergyResult, fmt_num
 from . import charts as charts_mod
 from .carbon import g_co2e
-from .common import CHARTS_HINT, RunInfo, caveats, plural, severity, verdict_line
+from .common import (
+    CHARTS_HINT,
+    RunInfo,
+    caveats,
+    plural,
+    safe_info,
+    safe_results,
+    severity,
+    verdict_line,
+)
 from .terminal import totals as totals_lines
 
 _CSS = """
@@ -246,6 +255,7 @@ def _footnotes(results: Sequence[EnergyResult]) -> list[str]:
 
 def render(results: Sequence[EnergyResult], info: RunInfo) -> str:
     """The whole report as one HTML document."""
+    results, info = safe_results(results), safe_info(info)
     summary = verdict_line(results, icon=False)
     bad = any(r.regressed or r.over_budget for r in results)
     columns = _columns(results, info)

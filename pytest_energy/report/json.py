@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,15 @@ from typing import Any
 from .. import validate
 from ..results import EnergyResult
 from .carbon import g_co2e, totals
-from .common import ReportError, RunInfo, verdict_line
+from .common import (
+    ReportError,
+    RunInfo,
+    safe_float,
+    safe_info,
+    safe_results,
+    safe_text,
+    verdict_line,
+)
 
 FORMAT = "pytest-energy-report"
 SCHEMA_VERSION = 1
@@ -29,9 +38,34 @@ SCHEMA_PATH = Path(__file__).with_name("schema.json")
 
 
 def _num(value: float | None) -> float | None:
-    if value is None or not math.isfinite(value):
+    if value is None:
         return None
-    return float(value)
+    number = safe_float(value)
+    return number if math.isfinite(number) else None
+
+
+def plain(value: object) -> object:
+    """``value`` as strict-JSON data: non-finite numbers become null, numpy scalars Python
+    numbers, lone surrogates escapes, tuples lists, anything else its text."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return _num(float(value))
+    if isinstance(value, Mapping):
+        return {safe_text(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    item = getattr(value, "item", None)  # numpy.bool_ and 0-d arrays
+    if callable(item):
+        try:
+            return plain(item())
+        except Exception:
+            pass
+    return safe_text(value)
 
 
 def record(result: EnergyResult, info: RunInfo) -> dict[str, Any]:
@@ -54,6 +88,7 @@ def record(result: EnergyResult, info: RunInfo) -> dict[str, Any]:
     return {
         "nodeid": result.nodeid,
         "verdict": result.verdict,
+        "outcome": getattr(result, "outcome", "") or None,
         "inferences": m.inferences,
         "tokens": m.tokens,
         "images": m.images,
@@ -86,6 +121,7 @@ def record(result: EnergyResult, info: RunInfo) -> dict[str, Any]:
 
 def build(results: Sequence[EnergyResult], info: RunInfo) -> dict[str, Any]:
     """The whole report as plain JSON-ready data."""
+    results, info = safe_results(results), safe_info(info)
     total = totals(results, info.carbon_intensity_g_per_kwh, info.phone_charge_kwh)
     return {
         "format": FORMAT,
@@ -99,6 +135,8 @@ def build(results: Sequence[EnergyResult], info: RunInfo) -> dict[str, Any]:
             "carbon_intensity_g_per_kwh": info.carbon_intensity_g_per_kwh,
             "carbon_intensity_source": info.carbon_source,
             "phone_charge_kwh": info.phone_charge_kwh,
+            "tolerance_pct": info.tolerance_pct,
+            "alpha": info.alpha,
         },
         "totals": {
             "tests": total.tests,
@@ -118,7 +156,8 @@ def build(results: Sequence[EnergyResult], info: RunInfo) -> dict[str, Any]:
 
 def render(results: Sequence[EnergyResult], info: RunInfo) -> str:
     """The report as JSON text (UTF-8, indented, trailing newline)."""
-    return json.dumps(build(results, info), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    data = plain(build(results, info))
+    return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def schema() -> dict[str, Any]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..results import EnergyResult, fmt_num
 from .carbon import g_co2e
-from .common import RunInfo, caveats, plural, severity, verdict_line
+from .common import RunInfo, caveats, plural, safe_info, safe_results, severity, verdict_line
 from .terminal import totals as totals_lines
 
 TITLE = "### ⚡ pytest-energy"
@@ -136,6 +136,7 @@ def notes(results: Sequence[EnergyResult]) -> list[str]:
 
 def render(results: Sequence[EnergyResult], info: RunInfo) -> str:
     """The summary as Markdown text, ending with the one-line verdict."""
+    results, info = safe_results(results), safe_info(info)
     lines = [TITLE, ""]
     if results:
         problems = problems_table(results)
