@@ -87,7 +87,9 @@ class EnergyPlugin:
         settings: Settings,
         factory: MeterFactory,
         carbon: CarbonIntensity | None,
+        config: pytest.Config,
     ) -> None:
+        self.config = config
         self.settings = settings
         self.factory = factory
         self.carbon = carbon
@@ -103,8 +105,16 @@ class EnergyPlugin:
         if self._session is None:
             from .session import EnergySession
 
-            self._session = EnergySession(self.settings, self.factory, carbon=self.carbon)
+            self._session = EnergySession(
+                self.settings, self.factory, carbon=self.carbon, notify=self._notify
+            )
         return self._session
+
+    def _notify(self, message: str) -> None:
+        """Write a line now, past output capturing (a test waiting for a device lock)."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"pytest-energy: {message}", yellow=True)
 
     def attempt(self, item: pytest.Item) -> Attempt | None:
         return item.stash.get(attempt_key, None)

@@ -93,7 +93,7 @@ def pytest_configure(config: pytest.Config) -> None:
             carbon = carbon_mod.resolve(settings)
     except ConfigError as exc:
         raise pytest.UsageError(f"pytest-energy: {exc}") from None
-    plugin = EnergyPlugin(settings, factory, carbon)
+    plugin = EnergyPlugin(settings, factory, carbon, config)
     config.stash[plugin_key] = plugin
     config.pluginmanager.register(plugin, "energy-plugin")
     if not xdist.is_worker(config):

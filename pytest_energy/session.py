@@ -46,12 +46,15 @@ class EnergySession:
         carbon: CarbonIntensity | None = None,
         seed: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        notify: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.factory = factory
         self.carbon = carbon
         self.rng = random.Random(seed)
         self.sleep = sleep
+        self.notify = notify
+        """Shows a message while a test waits (e.g. for another process's device lock)."""
         self._meter: Meter | None = None
         self._meter_error: EnergyError | None = None
         self._baseline: Baseline | None = None
@@ -107,7 +110,17 @@ class EnergySession:
                 "measured. Check the sensor, or choose another meter with --energy-meter."
             ) from None
         if self.settings.device_lock:
-            self._locks = DeviceLocks(devices_of(meter, domains))
+            self._locks = DeviceLocks(
+                devices_of(meter, domains),
+                lock_timeout_s=self.settings.lock_timeout_s,
+                on_wait=self.notify,
+            )
+        if meter.estimated and not is_deterministic(meter):
+            from .meters.codecarbon import thread_warning
+
+            warning = thread_warning()
+            if warning:
+                self.warnings.append(warning)
         if self.settings.subtract_idle:
             self._idle_power_w = self._measure_idle(meter)
         self._selections.insert(0, self._describe(meter))
