@@ -83,6 +83,18 @@ def contents(entries: int) -> tuple[Updates, Updates]:
     return content(0.001, entries), content(0.002, entries)
 
 
+def as_updates(entries: Updates) -> Mapping[str, Mapping[str, baseline_io.Update]]:
+    """Plain entries as one run's updates that set each entry's level anew."""
+    return {
+        hw: {nodeid: baseline_io.Update(e, replace_history=True) for nodeid, e in tests.items()}
+        for hw, tests in entries.items()
+    }
+
+
+def _update(path: Path, entries: Updates) -> None:
+    baseline_io.update(path, as_updates(entries), history=baseline_io.DEFAULT_HISTORY)
+
+
 def serialised(updates: Updates) -> bytes:
     """The exact bytes ``update()`` writes when the file holds only these entries."""
     return baseline_io.dumps(Baseline(updates)).encode("utf-8")
@@ -98,7 +110,7 @@ def _child_rewrite(path: Path, entries: int) -> None:
     print("ready", flush=True)
     while True:
         for updates in order:
-            baseline_io.update(path, updates)
+            _update(path, updates)
 
 
 def _child_writer(path: Path, prefix: str, updates: int, use_lock: bool) -> None:
@@ -114,7 +126,7 @@ def _child_writer(path: Path, prefix: str, updates: int, use_lock: bool) -> None
         entry = BaselineEntry(
             samples=(0.001 * (k + 1),), meter="race", estimated=False, pytest_energy_version="race"
         )
-        baseline_io.update(path, {HARDWARE: {f"{prefix}::test_{k}": entry}})
+        _update(path, {HARDWARE: {f"{prefix}::test_{k}": entry}})
 
 
 @contextlib.contextmanager
@@ -224,7 +236,7 @@ def _time_update(directory: Path, a: Updates, b: Updates) -> float:
     baseline_io.save(path, Baseline(a))
     t0 = time.perf_counter()
     for updates in (b, a, b, a):
-        baseline_io.update(path, updates)
+        _update(path, updates)
     update_s = (time.perf_counter() - t0) / 4
     path.unlink()
     path.with_name(path.name + ".lock").unlink()
@@ -339,7 +351,7 @@ def kill_loop(
     result.stray_files = sorted(p.name for p in directory.iterdir() if p.name not in known)
     result.lock_file = (directory / (BASELINE_NAME + ".lock")).exists()
     try:
-        baseline_io.update(path, a)  # the lock of a killed writer must not be stuck
+        _update(path, a)  # the lock of a killed writer must not be stuck
         result.update_after_kills_ok = path.read_bytes() == serialised(a)
     except BaselineError:
         result.update_after_kills_ok = False

@@ -454,10 +454,19 @@ def cmd_merge(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_FOUND
     kept = 0
     if target is not None:
-        # Baseline.merged: entries of the inputs replace OUT's, every other entry is kept.
-        # (schema 2: merged(updates, *, history=...) - see the lead's notes.)
-        updates = {hw: dict(tests) for hw, tests in merged.entries.items()}
-        result = target.merged(updates)
+        # Entries of the inputs replace OUT's with their own run history; every other entry
+        # of OUT is kept as it is.
+        updates = {
+            hw: {
+                nodeid: baseline_io.Update(entry, replace_history=True)
+                for nodeid, entry in tests.items()
+            }
+            for hw, tests in merged.entries.items()
+        }
+        longest = max(
+            (len(e.runs) for tests in merged.entries.values() for e in tests.values()), default=1
+        )
+        result = target.merged(updates, history=max(longest, 1))
         kept = len(result) - len(merged)
         merged = result
     try:

@@ -58,6 +58,7 @@ DEFAULT_DIR = Path(tempfile.gettempdir()) / "pytest-energy-locks"
 #: How long a window waits for a device before giving up (``--energy-lock-timeout``).
 #: Ten minutes: longer than any sane energy window, shorter than a CI job's time limit.
 from .settings import DEFAULT_LOCK_TIMEOUT_S  # noqa: E402 - one spelling, in the options table
+
 #: How long a wait lasts before it is reported: well above scheduling noise (milliseconds)
 #: and an ordinary uncontended hand-over between xdist workers.
 WAIT_NOTICE_S = 1.0

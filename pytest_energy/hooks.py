@@ -176,9 +176,15 @@ class EnergyPlugin:
             or attempt.session is None
         ):
             outcome = yield
-        else:  # marker only: the call phase is the window
+        else:  # marker only: the call phase is the window, also when the test fails
+            failure: BaseException | None = None
             with attempt.recorder().window(attempt.budget.inferences):
-                outcome = yield
+                try:
+                    outcome = yield
+                except BaseException as exc:  # re-raised below, once the window is closed
+                    failure = exc
+            if failure is not None:
+                raise failure
         recorder = attempt.started if attempt is not None else None
         if recorder is not None and recorder.short_windows:
             # Warned inside the call phase, so that filterwarnings=error fails this test.
@@ -308,15 +314,17 @@ class EnergyReporter:
         results = list(energy.results.values())
         step_summary = s.report and results and os.environ.get("GITHUB_STEP_SUMMARY")
         if s.report_paths or step_summary:
-            from .report import ReportError, RunInfo, write_all  # only when a report is asked for
+            from .report import RunInfo, write_reports  # only when a report is asked for
 
             info = RunInfo.create(
-                results, intensity=energy.carbon, phone_charge_kwh=s.phone_charge_kwh
+                results,
+                intensity=energy.carbon,
+                phone_charge_kwh=s.phone_charge_kwh,
+                tolerance_pct=s.tolerance_pct,
+                alpha=s.alpha,
             )
-            try:
-                energy.report_lines = write_all(results, s, info)
-            except ReportError as exc:
-                energy.write_errors.append(str(exc))
+            energy.report_lines, errors = write_reports(results, s, info)
+            energy.write_errors += errors
         if energy.write_errors:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

@@ -64,8 +64,11 @@ def _settings(config: pytest.Config) -> settings_mod.Settings:
     def ini(opt: settings_mod.Option) -> settings_mod.Raw:
         try:
             value = config.getini(opt.dest)
-        except ValueError as exc:  # a bool ini key that is not a boolean
-            raise ConfigError(f"{opt.dest}: {exc}") from None
+        except (ValueError, pytest.UsageError) as exc:  # a bool ini key that is not a boolean
+            given = str(exc).removeprefix("invalid truth value ")
+            raise ConfigError(
+                f"{opt.flag} / {opt.dest}: expected true or false, got {given}"
+            ) from None
         return value  # type: ignore[no-any-return]
 
     return settings_mod.resolve(

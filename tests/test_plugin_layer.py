@@ -190,7 +190,9 @@ def test_too_few_gpus_is_one_usage_error(
 ) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     xdist_pytester.makepyfile("def test_one():\n    pass\n")
-    result = xdist_pytester.runpytest("-n", "2", "--energy-gpu-per-worker", "-p", "no:cacheprovider")
+    result = xdist_pytester.runpytest(
+        "-n", "2", "--energy-gpu-per-worker", "-p", "no:cacheprovider"
+    )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     output = result.stdout.str() + result.stderr.str()
     assert output.count("2 pytest-xdist workers but only 1 GPU(s) visible") == 1
@@ -201,8 +203,7 @@ def test_numpy_readings_cross_to_the_controller(xdist_pytester: pytest.Pytester)
     pytest.importorskip("numpy")
     conftest = (xdist_pytester.path / "conftest.py").read_text()
     (xdist_pytester.path / "conftest.py").write_text(
-        conftest
-        + "\n\nclass NumpyMeter(ScriptedMeter):\n"
+        conftest + "\n\nclass NumpyMeter(ScriptedMeter):\n"
         "    def read(self):\n"
         "        import numpy\n"
         "        return {'fake:0': numpy.float32(self.total)}\n"
@@ -288,7 +289,9 @@ class TestDisable:
         energy.compare(lambda: None, lambda: None, inferences=1)
     """
 
-    def test_disable_runs_unmetered_and_writes_nothing(self, meter_pytester: pytest.Pytester) -> None:
+    def test_disable_runs_unmetered_and_writes_nothing(
+        self, meter_pytester: pytest.Pytester
+    ) -> None:
         meter_pytester.makepyfile(test_suite=self.SUITE)
         result = meter_pytester.runpytest(
             "--strict-markers", "--energy-meter=nvml", "--energy-disable", "--energy-update-baseline",
@@ -333,7 +336,9 @@ def test_a_param_marker_overrides_the_function_marker(meter_pytester: pytest.Pyt
     )
     result = meter_pytester.runpytest(LOCAL, "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*test_cost?3.6_1? used 0.001 kWh per 1,000 inferences, over its budget of 1e-09*"])
+    result.stdout.fnmatch_lines(
+        ["*test_cost?3.6_1? used 0.001 kWh per 1,000 inferences, over its budget of 1e-09*"]
+    )
 
 
 def test_bad_ini_value_does_not_break_help(pytester: pytest.Pytester) -> None:
@@ -349,9 +354,45 @@ def test_strict_fails_a_test_without_a_baseline_and_says_how(
     meter_pytester.makepyfile(
         test_model="def test_inference(energy):\n    energy(lambda: energy.meter.spend(3.6), inferences=1)\n"
     )
-    result = meter_pytester.runpytest(LOCAL, "--energy-min-time=0", "--energy-strict", "-p", "no:cacheprovider")
+    result = meter_pytester.runpytest(
+        LOCAL, "--energy-min-time=0", "--energy-strict", "-p", "no:cacheprovider"
+    )
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*has no comparable baseline entry*--energy-strict requires one*--energy-update-baseline*"])
+    result.stdout.fnmatch_lines(
+        ["*has no comparable baseline entry*--energy-strict requires one*--energy-update-baseline*"]
+    )
     lenient = meter_pytester.runpytest(LOCAL, "--energy-min-time=0", "-p", "no:cacheprovider")
     lenient.assert_outcomes(passed=1)
-    lenient.stdout.fnmatch_lines(["pytest-energy: 1 energy test(s) had no comparable baseline entry and were not gated*"])
+    lenient.stdout.fnmatch_lines(
+        ["pytest-energy: 1 energy test(s) had no comparable baseline entry and were not gated*"]
+    )
+
+
+def test_a_failed_marker_only_test_is_in_the_json_with_its_outcome(
+    meter_pytester: pytest.Pytester,
+) -> None:
+    meter_pytester.makepyfile(
+        test_fails="""
+        import pytest, fakemeter
+
+        @pytest.mark.energy_budget(kwh=1.0, inferences=2)
+        def test_broken():
+            fakemeter.spend(7.2)
+            assert False, "the model returned garbage"
+
+        def test_broken_fixture(energy):
+            energy(lambda: energy.meter.spend(3.6), inferences=1)
+            assert False
+        """
+    )
+    result = meter_pytester.runpytest(
+        LOCAL, "--energy-min-time=0", "--energy-rounds=2", "--energy-json=energy.json",
+        "--energy-update-baseline", "-p", "no:cacheprovider",
+    )  # fmt: skip
+    result.assert_outcomes(failed=2)
+    records = _report(meter_pytester)
+    assert records["test_fails.py::test_broken"]["outcome"] == "failed"
+    assert records["test_fails.py::test_broken"]["kwh_per_1000"] == pytest.approx(0.001)
+    assert records["test_fails.py::test_broken_fixture"]["outcome"] == "failed"
+    # failed tests are reported, never recorded as the new baseline
+    assert not (meter_pytester.path / "energy-baseline.toml").exists()

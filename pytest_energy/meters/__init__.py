@@ -51,7 +51,9 @@ def _import(target: str, spec: str) -> object:
     except ImportError as exc:
         raise ConfigError(
             f"meter spec {spec!r}: module {module_name!r} cannot be imported ({exc}). "
-            "Check the spelling and that the module is on sys.path (e.g. in your rootdir)."
+            "Check the spelling and that the module is on sys.path: for a module in your "
+            'project, set pythonpath = ["."] under [tool.pytest.ini_options] in pyproject.toml '
+            "(pythonpath = . in pytest.ini)."
         ) from None
     except (Exception, SystemExit) as exc:
         raise ConfigError(
