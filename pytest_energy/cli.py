@@ -6,6 +6,8 @@
     Compare two JSON reports, or a report with a baseline, by the gate's rule.
 ``merge OUT IN...``
     Combine baselines and reports from several CI jobs into one baseline.
+``targets``
+    The GPU profiles the ``roofline`` meter can model (``--energy-target``).
 
 Exit status: 0 success; 1 a regression (``compare``) or a conflict (``merge``); 2 bad
 input (missing or corrupt file, bad option), in which case nothing is written.
@@ -311,6 +313,17 @@ def cmd_merge(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+# -- targets ------------------------------------------------------------------------------
+
+
+def cmd_targets(args: argparse.Namespace, out: TextIO) -> int:
+    from .meters.roofline import targets_table
+
+    for line in targets_table():
+        print(line, file=out)
+    return EXIT_OK
+
+
 # -- entry point --------------------------------------------------------------------------
 
 
@@ -377,6 +390,11 @@ def parser() -> argparse.ArgumentParser:
         "inputs", type=Path, nargs="+", metavar="IN", help="baselines (.toml) and reports (.json)"
     )
     merge.set_defaults(run=cmd_merge)
+
+    targets = commands.add_parser(
+        "targets", help="list the GPU profiles the roofline meter models (--energy-target)"
+    )
+    targets.set_defaults(run=cmd_targets)
     return top
 
 

@@ -6,6 +6,8 @@ shapes and dtypes) combination; later calls with the same signature reuse the ca
 
 Rules, in order:
 
+0. Operations defined by other operations (CompositeImplicitAutograd, e.g. ``aten.linear``
+   under ``torch.inference_mode()``) are decomposed, and the operations they run are counted.
 1. Views and metadata operations (``view``, ``t``, ``permute``, ``expand``, ``as_strided``,
    ``detach``, ``alias``, ``_unsafe_view``, ``empty`` ..., every op whose schema says it
    returns a view) cost nothing and are not kernels.
@@ -55,6 +57,8 @@ _ATTENTION = 2
 _INT_MM = 3
 _REDUCTION = 4
 _ELEMENTWISE = 5
+_DECOMPOSE = 6
+_MATMUL_KINDS = frozenset({_FORMULA, _ATTENTION, _INT_MM})
 
 #: Metadata ops whose schema does not mark them as views, by OpOverloadPacket name.
 _ZERO_COST_NAMES = frozenset(
@@ -120,7 +124,9 @@ class Tally:
     flops: int = 0
     bytes: int = 0
     kernels: int = 0
-    energy_fj: int = 0
+    energy_units: int = 0
+    matmul_flops: int = 0
+    """The part of ``flops`` in matrix products, convolutions and attention (rule 2)."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +136,8 @@ class OpCost:
     flops: int
     bytes: int
     peak_key: str
-    energy_fj: int
+    energy_units: int
+    matmul: bool
 
 
 class OpCounter:
@@ -180,6 +187,8 @@ class OpCounter:
             return _ZERO
         if packet in self._registry:
             return _FORMULA
+        if self._composite(func):
+            return _DECOMPOSE
         if "scaled_dot_product" in name and "attention" in name and "backward" not in name:
             return _ATTENTION
         if name == "_int_mm":
@@ -187,6 +196,29 @@ class OpCounter:
         if self._reduction_tag in getattr(func, "tags", ()):
             return _REDUCTION
         return _ELEMENTWISE
+
+    def _composite(self, func: Any) -> bool:
+        """Whether ``func`` is defined by other ops (CompositeImplicitAutograd).
+
+        Such ops normally decompose before they reach a dispatch mode, but under
+        ``torch.inference_mode()`` some arrive whole (``aten.linear``,
+        ``aten.scaled_dot_product_attention``); the mode then runs their decomposition so
+        that the ops doing the work are the ones counted.
+        """
+        name = getattr(func, "name", None)
+        if not callable(name):
+            return False
+        try:
+            return bool(
+                self._torch._C._dispatch_has_kernel_for_dispatch_key(
+                    name(), self._torch._C.DispatchKey.CompositeImplicitAutograd
+                )
+            )
+        except (RuntimeError, AttributeError):
+            return False
+
+    def decomposes(self, func: Any) -> bool:
+        return self._kind(func) == _DECOMPOSE
 
     # -- costing ----------------------------------------------------------------------------
 
@@ -215,10 +247,12 @@ class OpCounter:
         key = _DTYPE_KEYS.get(str(tensor.dtype), "fp32")
         return self._fp32_key if key == "fp32" else key
 
-    def cost(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost | None:
+    def cost(
+        self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any
+    ) -> OpCost | None:
         """The cost of one call of ``func`` that returned ``out``; None for a metadata op."""
         kind = self._kind(func)
-        if kind == _ZERO:
+        if kind in (_ZERO, _DECOMPOSE):
             return None
         key = (func, self._signature(args), self._signature(kwargs), self._signature(out))
         try:
@@ -259,8 +293,8 @@ class OpCounter:
         else:
             flops = sum(t.numel() for t in outputs)
             peak_key = model.vector_key(dtype_key)
-        energy_fj = model.kernel_energy_fj(self._profile, flops, nbytes, peak_key)
-        return OpCost(flops, nbytes, peak_key, energy_fj)
+        energy_units = model.kernel_energy_units(self._profile, flops, nbytes, peak_key)
+        return OpCost(flops, nbytes, peak_key, energy_units, kind in _MATMUL_KINDS)
 
     def add(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         cost = self.cost(func, args, kwargs, out)
@@ -270,14 +304,16 @@ class OpCounter:
         tally.flops += cost.flops
         tally.bytes += cost.bytes
         tally.kernels += 1
-        tally.energy_fj += cost.energy_fj
+        tally.energy_units += cost.energy_units
+        if cost.matmul:
+            tally.matmul_flops += cost.flops
 
 
 def observer(torch: types.ModuleType, counter: OpCounter) -> Callable[[], Any]:
     """A function returning a fresh context manager that counts ops into ``counter``."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    class _CountingMode(TorchDispatchMode):  # type: ignore[misc]
+    class _CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         def __torch_dispatch__(
             self,
             func: Any,
@@ -286,6 +322,11 @@ def observer(torch: types.ModuleType, counter: OpCounter) -> Callable[[], Any]:
             kwargs: dict[str, Any] | None = None,
         ) -> Any:
             kwargs = kwargs or {}
+            if counter.decomposes(func):
+                with self:
+                    out = func.decompose(*args, **kwargs)
+                if out is not NotImplemented:
+                    return out
             out = func(*args, **kwargs)
             counter.add(func, args, kwargs, out)
             return out
@@ -293,7 +334,7 @@ def observer(torch: types.ModuleType, counter: OpCounter) -> Callable[[], Any]:
     @contextmanager
     def observe() -> Iterator[None]:
         counter.refresh_precision()
-        with _CountingMode():
+        with _CountingMode():  # type: ignore[no-untyped-call]
             yield
 
     return observe

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -55,7 +56,7 @@ class RooflineMeter:
         return self._observe()
 
     def read(self) -> dict[str, float]:
-        return {self._domain: self._counter.tally.energy_fj / model.FJ_PER_J}
+        return {self._domain: model.joules(self._counter.tally.energy_units)}
 
     def counters(self) -> dict[str, float]:
         tally = self._counter.tally
@@ -64,6 +65,10 @@ class RooflineMeter:
             "bytes": float(tally.bytes),
             "kernels": float(tally.kernels),
         }
+
+    def tally(self) -> counting.Tally:
+        """A copy of the cumulative counts, with the matrix-product share of the FLOPs."""
+        return dataclasses.replace(self._counter.tally)
 
     def close(self) -> None:
         """Nothing to release: the dispatch mode is only active inside observe()."""

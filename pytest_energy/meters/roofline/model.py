@@ -12,15 +12,22 @@ the per-kernel launch gap it draws idle power. Equivalently, power is
 
 ``peak[dtype]`` is the tensor-core peak of the operation's dtype for matrix products,
 convolutions and attention, and the vector fp32 peak (fp64 for float64) for every other
-operation. Energies are returned as whole femtojoules so that sums are exact integers: the
-total does not depend on the order in which operations are added.
+operation.
+
+Energies are returned as whole multiples of :data:`ENERGY_QUANTUM_J` (2**-30 J, about 0.93 nJ),
+so sums are exact integers that do not depend on the order in which operations are added,
+and a cumulative total converted to float joules is exact up to 2**23 J (8.4 MJ): the
+difference of two readings around a window is then exact too, whatever ran before it.
 """
 
 from __future__ import annotations
 
+import math
+
 from .profiles import Profile
 
-FJ_PER_J = 10**15
+ENERGY_QUANTUM_EXP = -30
+ENERGY_QUANTUM_J = 2.0**ENERGY_QUANTUM_EXP
 
 FORMULA = (
     "per kernel: busy = max(FLOPs / dense peak[dtype], bytes / memory bandwidth); "
@@ -43,8 +50,13 @@ def kernel_time_s(profile: Profile, flops: int, nbytes: int, peak_key: str) -> f
     return busy_s(profile, flops, nbytes, peak_key) + profile.launch_s
 
 
-def kernel_energy_fj(profile: Profile, flops: int, nbytes: int, peak_key: str) -> int:
-    """Modelled energy of one kernel in whole femtojoules."""
+def kernel_energy_units(profile: Profile, flops: int, nbytes: int, peak_key: str) -> int:
+    """Modelled energy of one kernel in whole units of :data:`ENERGY_QUANTUM_J`."""
     busy = busy_s(profile, flops, nbytes, peak_key)
     energy_j = profile.board_power_w * busy + profile.idle_power_w * profile.launch_s
-    return round(energy_j * FJ_PER_J)
+    return round(math.ldexp(energy_j, -ENERGY_QUANTUM_EXP))
+
+
+def joules(units: int) -> float:
+    """Energy units as float joules (exact below 2**23 J)."""
+    return math.ldexp(units, ENERGY_QUANTUM_EXP)

@@ -72,7 +72,8 @@ def _data_text() -> str:
 
 
 def _builtin_tables() -> dict[str, Any]:
-    return tomllib.loads(_data_text())
+    tables: dict[str, Any] = tomllib.loads(_data_text())
+    return tables
 
 
 def profile_names() -> list[str]:
@@ -102,7 +103,7 @@ def parse_profile(name: str, table: Mapping[str, Any], origin: str) -> Profile:
     missing = [key for key in _REQUIRED if key not in table]
     if missing:
         raise ConfigError(
-            f"{where}: missing key(s) {', '.join(missing)}. Example: hardware = \"My GPU\", "
+            f'{where}: missing key(s) {", ".join(missing)}. Example: hardware = "My GPU", '
             "board_power_w = 300, idle_power_w = 40, memory_bandwidth_gb_s = 1000, "
             "peak_tflops = { fp32 = 20, fp16 = 150 }"
         )
@@ -132,9 +133,7 @@ def parse_profile(name: str, table: Mapping[str, Any], origin: str) -> Profile:
         )
     launch = _number(where, "launch_s", table.get("launch_s", DEFAULT_LAUNCH_S), positive=False)
     sources = table.get("sources", {})
-    if not isinstance(sources, Mapping) or not all(
-        isinstance(v, str) for v in sources.values()
-    ):
+    if not isinstance(sources, Mapping) or not all(isinstance(v, str) for v in sources.values()):
         raise ConfigError(f"{where}: sources must be a table of strings")
     unknown_sources = sorted(set(sources) - set(_SOURCE_KEYS))
     if unknown_sources:
@@ -146,9 +145,7 @@ def parse_profile(name: str, table: Mapping[str, Any], origin: str) -> Profile:
         name=str(table.get("name", name)),
         hardware=hardware.strip(),
         peak_ops_s=peak_ops_s,
-        memory_bandwidth_b_s=_number(
-            where, "memory_bandwidth_gb_s", table["memory_bandwidth_gb_s"]
-        )
+        memory_bandwidth_b_s=_number(where, "memory_bandwidth_gb_s", table["memory_bandwidth_gb_s"])
         * 1e9,
         board_power_w=board,
         idle_power_w=idle,
@@ -196,7 +193,19 @@ def load_profile(name_or_path: str) -> Profile:
 
 def targets_table() -> list[str]:
     """Lines of a table of the shipped profiles, for ``pytest-energy targets``."""
-    header = ["target", "hardware", "fp32", "tf32", "bf16", "fp16", "fp8", "int8", "GB/s", "W", "idle W"]
+    header = [
+        "target",
+        "hardware",
+        "fp32",
+        "tf32",
+        "bf16",
+        "fp16",
+        "fp8",
+        "int8",
+        "GB/s",
+        "W",
+        "idle W",
+    ]
     rows: list[list[str]] = []
     for name in profile_names():
         p = load_profile(name)
