@@ -36,6 +36,20 @@ def cases() -> dict[str, tuple[Callable[[], object], int]]:
     gpt2 = GPT2LMHeadModel(
         GPT2Config(n_layer=4, n_head=4, n_embd=256, vocab_size=1000, n_positions=256)
     ).eval()
+    # the example project's tiny sizes (example_project/service/models.py)
+    bert_v1 = BertForSequenceClassification(
+        BertConfig(
+            hidden_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=256,
+            vocab_size=1000,
+        )
+    ).eval()
+    gpt2_tiny = GPT2LMHeadModel(
+        GPT2Config(n_layer=2, n_head=2, n_embd=128, vocab_size=1000, n_positions=256)
+    ).eval()
+    reviews = torch.randint(0, 1000, (8, 32))
     bert_ids = torch.randint(0, 1000, (8, 128))
     gpt2_ids = torch.randint(0, 1000, (4, 128))
     prompt = torch.randint(0, 1000, (1, 16))
@@ -51,7 +65,17 @@ def cases() -> dict[str, tuple[Callable[[], object], int]]:
             prompt, max_new_tokens=16, do_sample=False, pad_token_id=0, use_cache=True
         )
 
+    def example_classify() -> object:
+        return bert_v1(input_ids=reviews).logits
+
+    def example_generate() -> object:
+        return gpt2_tiny.generate(
+            prompt, max_new_tokens=16, do_sample=False, pad_token_id=0, use_cache=True
+        )
+
     return {
+        "example classifier v1 2x64, batch 8 x 32": (example_classify, 8),
+        "example generator 2x128, generate 16 tokens": (example_generate, 1),
         "bert 4x256, batch 8 x 128 tokens": (bert_forward, 8),
         "gpt2 4x256, batch 4 x 128 tokens": (gpt2_forward, 4),
         "gpt2 4x256, generate 16 tokens (KV cache)": (gpt2_generate, 1),

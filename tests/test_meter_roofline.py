@@ -495,3 +495,42 @@ def test_energy_is_whole_quanta() -> None:
         small
     )
     assert roofline_model.kernel_time_s(profile, 0, 0, "fp32") == 4e-6
+
+
+# -- the benchmark scripts' pure parts ------------------------------------------------------
+
+
+def load_benchmark(name: str):  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"_roofline_benchmark_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fit_recovers_the_coefficients_it_was_given() -> None:
+    pytest.importorskip("pynvml")
+    fit = load_benchmark("roofline_fit")
+    idle_w, p_busy, launch_s = 60.0, 650.0, 5e-6
+    samples = [
+        fit.Sample(f"w{i}", kernels, busy, p_busy * busy + idle_w * launch_s * kernels, 0.0)
+        for i, (kernels, busy) in enumerate([(1, 1e-3), (200, 2e-4), (5000, 3e-3), (10, 5e-2)])
+    ]
+    assert fit.fit(samples, idle_w) == pytest.approx((p_busy, launch_s), rel=1e-9)
+
+
+def test_realistic_table_counts_bert_base_on_the_meta_device() -> None:
+    pytest.importorskip("transformers")
+    realistic = load_benchmark("roofline_realistic")
+    meter = RooflineMeter("A100-SXM-80GB")
+    run = realistic.classification(torch.float32)
+    with torch.inference_mode(), meter.observe():
+        run()
+    # 2 FLOPs per weight per token for the encoder's 85M matrix weights, 128 tokens
+    encoder_weights = 12 * (4 * 768 * 768 + 2 * 768 * 3072)
+    assert meter.tally().matmul_flops > 2 * encoder_weights * 128
+    assert meter.counters()["flops"] == pytest.approx(22.4e9, rel=0.01)

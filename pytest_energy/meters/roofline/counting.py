@@ -127,6 +127,8 @@ class Tally:
     energy_units: int = 0
     matmul_flops: int = 0
     """The part of ``flops`` in matrix products, convolutions and attention (rule 2)."""
+    busy_ps: int = 0
+    """Modelled roofline time of the kernels in whole picoseconds, launch costs excluded."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,7 @@ class OpCost:
     peak_key: str
     energy_units: int
     matmul: bool
+    busy_ps: int
 
 
 class OpCounter:
@@ -294,7 +297,8 @@ class OpCounter:
             flops = sum(t.numel() for t in outputs)
             peak_key = model.vector_key(dtype_key)
         energy_units = model.kernel_energy_units(self._profile, flops, nbytes, peak_key)
-        return OpCost(flops, nbytes, peak_key, energy_units, kind in _MATMUL_KINDS)
+        busy_ps = round(model.busy_s(self._profile, flops, nbytes, peak_key) * 1e12)
+        return OpCost(flops, nbytes, peak_key, energy_units, kind in _MATMUL_KINDS, busy_ps)
 
     def add(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         cost = self.cost(func, args, kwargs, out)
@@ -305,6 +309,7 @@ class OpCounter:
         tally.bytes += cost.bytes
         tally.kernels += 1
         tally.energy_units += cost.energy_units
+        tally.busy_ps += cost.busy_ps
         if cost.matmul:
             tally.matmul_flops += cost.flops
 
