@@ -20,8 +20,8 @@ Workloads (one inference each):
 
 Published measurements: Luccioni, Jernite and Strubell, "Power Hungry Processing: Watts
 Driving the Cost of AI Deployment?" (FAccT 2024), Table 2: mean kWh per 1,000 inferences
-over the models of each task, measured on a whole node (GPU, CPU and RAM) of an AWS
-p4de.24xlarge (A100 80GB): text classification 0.002, text generation 0.047, image
+over the models of each task, measured with CodeCarbon (GPU, CPU and RAM together) on an
+NVIDIA A100-SXM4-80GB node: text classification 0.002, text generation 0.047, image
 generation 2.907.
 """
 
@@ -61,9 +61,9 @@ def generation(dtype: torch.dtype, prompt: int = 64, new_tokens: int = 64) -> Ca
 
     def run() -> object:
         cache = DynamicCache()
-        out = model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        out = model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
         for _ in range(new_tokens - 1):
-            out = model(input_ids=one, past_key_values=cache, use_cache=True, logits_to_keep=1)
+            out = model(input_ids=one, cache=cache, use_cache=True, logits_to_keep=1)
         return out.logits
 
     return run

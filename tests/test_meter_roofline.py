@@ -156,6 +156,14 @@ def test_pointwise_and_reduction_rules(meter: RooflineMeter) -> None:
     assert counts["bytes"] == (200 + 10) * FP32
 
 
+def test_an_embedding_reads_only_the_selected_rows(meter: RooflineMeter) -> None:
+    table = torch.nn.Embedding(50_000, 64)
+    ids = torch.tensor([[1, 7, 7, 42]])
+    counts = window(meter, lambda: table(ids))
+    assert counts["bytes"] == 4 * 8 + 2 * 4 * 64 * FP32  # int64 ids, rows read and written
+    assert counts["flops"] == 4 * 64
+
+
 def gpt2_matmul_flops(
     *, layers: int, width: int, heads: int, vocab: int, prompt: int, new_tokens: int
 ) -> int:

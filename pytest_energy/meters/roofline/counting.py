@@ -23,7 +23,9 @@ Rules, in order:
    1 FLOP per output element. Rules 3 and 4 run at the vector fp32 peak (fp64 for float64).
 
 Bytes are the logical sizes (``numel * element_size``) of all tensor inputs read and all
-tensor outputs written; an ``out=`` tensor counts once, as an output.
+tensor outputs written; an ``out=`` tensor counts once, as an output. Gathers (``embedding``,
+``index_select``, ``index``, ``gather``, ``take``) read only the selected rows of their first
+argument: they count the index tensors, plus the output's size twice (rows read, written).
 
 Only the thread that entered the mode is observed: work that torch runs in other Python
 threads (or outside torch: numpy, tokenizers, custom CUDA) is not counted.
@@ -58,7 +60,13 @@ _INT_MM = 3
 _REDUCTION = 4
 _ELEMENTWISE = 5
 _DECOMPOSE = 6
+_GATHER = 7
 _MATMUL_KINDS = frozenset({_FORMULA, _ATTENTION, _INT_MM})
+
+#: Ops that read only the rows of their first argument that the indices select.
+_GATHER_NAMES = frozenset(
+    {"embedding", "embedding_bag", "_embedding_bag", "index_select", "index", "gather", "take"}
+)
 
 #: Metadata ops whose schema does not mark them as views, by OpOverloadPacket name.
 _ZERO_COST_NAMES = frozenset(
@@ -196,6 +204,8 @@ class OpCounter:
             return _ATTENTION
         if name == "_int_mm":
             return _INT_MM
+        if name in _GATHER_NAMES:
+            return _GATHER
         if self._reduction_tag in getattr(func, "tags", ()):
             return _REDUCTION
         return _ELEMENTWISE
@@ -276,9 +286,11 @@ class OpCounter:
         inputs = list(self._tensors(args))
         inputs += self._tensors({k: v for k, v in kwargs.items() if k != "out"})
         outputs = list(self._tensors(out))
-        nbytes = sum(t.numel() * t.element_size() for t in inputs) + sum(
-            t.numel() * t.element_size() for t in outputs
-        )
+        out_bytes = sum(t.numel() * t.element_size() for t in outputs)
+        if kind == _GATHER:  # the table's selected rows (as much as the output), the indices
+            nbytes = sum(t.numel() * t.element_size() for t in inputs[1:]) + 2 * out_bytes
+        else:
+            nbytes = sum(t.numel() * t.element_size() for t in inputs) + out_bytes
         first = inputs[0] if inputs else (outputs[0] if outputs else None)
         dtype_key = self._dtype_key(first) if first is not None else "fp32"
         if kind == _FORMULA:
