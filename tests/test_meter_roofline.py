@@ -93,6 +93,23 @@ def test_linear_flops_and_bytes(meter: RooflineMeter) -> None:
     assert counts["joules"] == pytest.approx(700 * busy + 70 * 4e-6, abs=2**-30)
 
 
+def test_linear_under_inference_mode_costs_what_its_decomposition_costs(
+    meter: RooflineMeter,
+) -> None:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(32, 48), torch.nn.ReLU(), torch.nn.Linear(48, 8))
+    x = torch.randn(4, 6, 32)  # 3-d input: linear reshapes around addmm
+    under_inference_mode = window(meter, lambda: net(x))  # aten.linear arrives whole
+    (domain,) = meter.read()
+    before, counts = meter.read()[domain], meter.counters()
+    with torch.no_grad(), meter.observe():  # it arrives as view + t + addmm + view
+        net(x)
+    after = {key: value - counts[key] for key, value in meter.counters().items()}
+    after["joules"] = meter.read()[domain] - before
+    assert after == under_inference_mode
+    assert after["flops"] == 2 * 24 * 32 * 48 + 24 * 48 + 2 * 24 * 48 * 8
+
+
 def test_conv2d_flops_and_bytes(meter: RooflineMeter) -> None:
     conv = torch.nn.Conv2d(3, 4, kernel_size=3, padding=1)
     x = torch.randn(2, 3, 8, 8)

@@ -6,8 +6,11 @@ shapes and dtypes) combination; later calls with the same signature reuse the ca
 
 Rules, in order:
 
-0. Operations defined by other operations (CompositeImplicitAutograd, e.g. ``aten.linear``
-   under ``torch.inference_mode()``) are decomposed, and the operations they run are counted.
+0. Operations defined by other operations (CompositeImplicitAutograd, e.g.
+   ``aten.scaled_dot_product_attention`` under ``torch.inference_mode()``) are decomposed,
+   and the operations they run are counted. ``aten.linear``, the commonest, is costed whole,
+   with the figures of its ``t`` + ``addmm`` decomposition (2 FLOPs per multiply-add; input,
+   weight, bias read, output written).
 1. Views and metadata operations (``view``, ``t``, ``permute``, ``expand``, ``as_strided``,
    ``detach``, ``alias``, ``_unsafe_view``, ``empty`` ..., every op whose schema says it
    returns a view) cost nothing and are not kernels.
@@ -61,7 +64,8 @@ _REDUCTION = 4
 _ELEMENTWISE = 5
 _DECOMPOSE = 6
 _GATHER = 7
-_MATMUL_KINDS = frozenset({_FORMULA, _ATTENTION, _INT_MM})
+_LINEAR = 8
+_MATMUL_KINDS = frozenset({_FORMULA, _ATTENTION, _INT_MM, _LINEAR})
 
 #: Ops that read only the rows of their first argument that the indices select.
 _GATHER_NAMES = frozenset(
@@ -79,6 +83,7 @@ _ZERO_COST_NAMES = frozenset(
         "new_empty",
         "new_empty_strided",
         "resize_",
+        "detach_",
         "set_",
         "_local_scalar_dense",
         "is_same_size",
@@ -184,11 +189,13 @@ class OpCounter:
 
     # -- classification ---------------------------------------------------------------------
 
-    def _kind(self, func: Any) -> int:
-        kind = self._kinds.get(func)
+    def kind(self, func: Any) -> int:
+        # keyed by identity: OpOverload objects live as long as torch, and their __hash__
+        # is a Python call
+        kind = self._kinds.get(id(func))
         if kind is None:
             kind = self._classify(func)
-            self._kinds[func] = kind
+            self._kinds[id(func)] = kind
         return kind
 
     def _classify(self, func: Any) -> int:
@@ -198,6 +205,8 @@ class OpCounter:
             return _ZERO
         if packet in self._registry:
             return _FORMULA
+        if name == "linear":  # costed whole: the same figures as its t + addmm decomposition
+            return _LINEAR
         if self._composite(func):
             return _DECOMPOSE
         if "scaled_dot_product" in name and "attention" in name and "backward" not in name:
@@ -230,14 +239,13 @@ class OpCounter:
         except (RuntimeError, AttributeError):
             return False
 
-    def decomposes(self, func: Any) -> bool:
-        return self._kind(func) == _DECOMPOSE
-
     # -- costing ----------------------------------------------------------------------------
 
     def _signature(self, value: Any) -> Any:
         if isinstance(value, self._tensor):
             return (value.shape, value.dtype)
+        if isinstance(value, dict):
+            return tuple((k, self._signature(v)) for k, v in value.items())
         if isinstance(value, (list, tuple)):
             return tuple(self._signature(item) for item in value)
         if value is None or isinstance(value, bool):
@@ -264,10 +272,20 @@ class OpCounter:
         self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any
     ) -> OpCost | None:
         """The cost of one call of ``func`` that returned ``out``; None for a metadata op."""
-        kind = self._kind(func)
+        return self._cost(self.kind(func), func, args, kwargs, out)
+
+    def _cost(
+        self, kind: int, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any
+    ) -> OpCost | None:
         if kind in (_ZERO, _DECOMPOSE):
             return None
-        key = (func, self._signature(args), self._signature(kwargs), self._signature(out))
+        signature = self._signature
+        key = (
+            id(func),
+            signature(args),
+            signature(out),
+            signature(kwargs) if kwargs else None,
+        )
         try:
             return self._costs[key]
         except KeyError:
@@ -296,6 +314,9 @@ class OpCounter:
         if kind == _FORMULA:
             flops = int(self._registry[func.overloadpacket](*args, out_val=out, **kwargs))
             peak_key = dtype_key
+        elif kind == _LINEAR:  # linear(input, weight[out, in], bias): 2 FLOPs per multiply-add
+            flops = 2 * args[0].numel() * args[1].shape[0]
+            peak_key = dtype_key
         elif kind == _ATTENTION:
             flops = int(self._sdpa_formula(*args[:3], out_val=out))
             peak_key = dtype_key
@@ -312,8 +333,10 @@ class OpCounter:
         busy_ps = round(model.busy_s(self._profile, flops, nbytes, peak_key) * 1e12)
         return OpCost(flops, nbytes, peak_key, energy_units, kind in _MATMUL_KINDS, busy_ps)
 
-    def add(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
-        cost = self.cost(func, args, kwargs, out)
+    def add(
+        self, kind: int, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any
+    ) -> None:
+        cost = self._cost(kind, func, args, kwargs, out)
         if cost is None:
             return
         tally = self.tally
@@ -339,13 +362,15 @@ def observer(torch: types.ModuleType, counter: OpCounter) -> Callable[[], Any]:
             kwargs: dict[str, Any] | None = None,
         ) -> Any:
             kwargs = kwargs or {}
-            if counter.decomposes(func):
+            kind = counter.kind(func)
+            if kind == _DECOMPOSE:
                 with self:
                     out = func.decompose(*args, **kwargs)
                 if out is not NotImplemented:
                     return out
             out = func(*args, **kwargs)
-            counter.add(func, args, kwargs, out)
+            if kind != _ZERO:
+                counter.add(kind, func, args, kwargs, out)
             return out
 
     @contextmanager
