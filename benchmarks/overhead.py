@@ -56,10 +56,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import NoReturn
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 try:
     import pytest_energy

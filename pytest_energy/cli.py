@@ -7,6 +7,8 @@
 ``merge OUT IN...``
     Merge baselines and reports from several CI jobs into the baseline OUT, keeping OUT's
     other entries (``--replace``: OUT holds only the inputs' entries).
+``targets``
+    The GPU profiles the ``roofline`` meter can model (``--energy-target``).
 
 Exit status: 0 success; 1 a regression (``compare``) or a conflict (``merge``); 2 bad
 input (missing or corrupt file, bad option), in which case nothing is written. Output cut
@@ -483,6 +485,17 @@ def cmd_merge(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+# -- targets ------------------------------------------------------------------------------
+
+
+def cmd_targets(args: argparse.Namespace, out: TextIO) -> int:
+    from .meters.roofline import targets_table
+
+    for line in targets_table():
+        print(line, file=out)
+    return EXIT_OK
+
+
 # -- entry point --------------------------------------------------------------------------
 
 
@@ -571,6 +584,11 @@ def parser() -> argparse.ArgumentParser:
         help="drop OUT's existing entries: OUT holds only the inputs' entries",
     )
     merge.set_defaults(run=cmd_merge)
+
+    targets = commands.add_parser(
+        "targets", help="list the GPU profiles the roofline meter models (--energy-target)"
+    )
+    targets.set_defaults(run=cmd_targets)
     return top
 
 

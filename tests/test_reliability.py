@@ -20,7 +20,6 @@ A case with ``bug=...`` is a package bug, expected to fail (strict xfail) until 
 from __future__ import annotations
 
 import dataclasses
-
 import importlib.util
 import json
 import os
