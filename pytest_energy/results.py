@@ -14,7 +14,7 @@ from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from .baseline import BaselineEntry
 from .measure import Measurement
-from .stats import Comparison, Status, compare
+from .stats import Comparison, Status, compare, describe
 
 T = TypeVar("T")
 
@@ -81,6 +81,12 @@ class EnergyResult:
     @property
     def low_confidence(self) -> bool:
         return self.comparison is not None and self.comparison.low_confidence
+
+    @property
+    def improved_beyond_bound(self) -> bool:
+        """Improved by more than run-to-run noise explains: worth recording as a new level."""
+        c = self.comparison
+        return c is not None and c.status is Status.IMPROVED and c.improved_beyond_bound
 
     @property
     def passed(self) -> bool:
@@ -153,20 +159,15 @@ def failure_message(result: EnergyResult, *, update_hint: bool = True) -> str:
         )
     if result.regressed and result.comparison is not None and result.baseline is not None:
         c = result.comparison
-        evidence = (
-            "low confidence: too few windows for the significance test, the median ratio decided"
-            if c.low_confidence
-            else f"Mann-Whitney U one-sided p={c.p_regressed:.2g} < alpha={c.alpha:g}"
-        )
         lines.append(
             f"{result.nodeid} regressed: {fmt_num(m.kwh_per_1000)} kWh per 1,000 inferences "
             f"against a baseline of {fmt_num(result.baseline.kwh_per_1000)} "
-            f"({c.change_pct:+.1f}%, tolerance {c.tolerance_pct:g}%; {evidence})."
+            f"({len(result.baseline.runs)} recorded run(s)); {describe(c)}."
         )
         if update_hint:
             lines.append(
                 "If the increase is expected, accept it with --energy-update-baseline and "
-                "commit the baseline file."
+                "commit the baseline file: the new level replaces the entry's run history."
             )
     if lines:
         estimated = " (estimated)" if m.estimated else ""

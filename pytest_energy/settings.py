@@ -241,13 +241,12 @@ class Settings:
         metavar="SPEC",
         default="auto",
     )
-    target: str = option(
+    target: str | None = option(
         "target",
         parse_name,
         f"GPU the roofline meter models (default {DEFAULT_TARGET}; `pytest-energy targets` "
         "lists them), or the path of a profile .toml file",
         metavar="NAME",
-        default=DEFAULT_TARGET,
     )
     rounds: int | None = option(
         "rounds",

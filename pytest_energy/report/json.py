@@ -84,8 +84,29 @@ def record(result: EnergyResult, info: RunInfo) -> dict[str, Any]:
             "alpha": c.alpha,
             "windows": c.n_current,
             "baseline_windows": c.n_baseline,
+            "rule": c.rule,
+            "run_spread_pct": _num(c.run_spread_pct),
+            "spread_runs": c.spread_runs,
+            "bound_ratio": _num(c.bound_ratio),
+            "outlier_windows": list(c.outliers_current),
+            "baseline_outlier_windows": list(c.outliers_baseline),
         }
-    return {
+    work = {
+        "flops_per_inference": m.flops_per_inference,
+        "bytes_per_inference": m.bytes_per_inference,
+    }
+    extra: dict[str, Any] = {k: v for k, v in work.items() if v is not None}
+    if result.baseline is not None:
+        extra["baseline_runs"] = [
+            {
+                "kwh_per_1000": run.kwh_per_1000,
+                "windows": run.windows,
+                "spread_pct": run.spread_pct,
+                "date": run.date,
+            }
+            for run in result.baseline.runs
+        ]
+    return extra | {
         "nodeid": result.nodeid,
         "verdict": result.verdict,
         "outcome": getattr(result, "outcome", "") or None,

@@ -28,8 +28,10 @@ def rows(results: Sequence[EnergyResult]) -> tuple[list[str], list[list[str]]]:
     """Header and cell text of the table; J/token and J/image appear only when used."""
     with_tokens = any(r.measurement.joules_per_token is not None for r in results)
     with_images = any(r.measurement.joules_per_image is not None for r in results)
+    with_flops = any(r.measurement.flops_per_inference is not None for r in results)
     header = ["test", "inferences", "kWh/1000", "J/inference"]
     header += ["J/token"] * with_tokens + ["J/image"] * with_images
+    header += ["GFLOP/inference"] * with_flops
     header += ["baseline", "change", "verdict", "meter"]
     body = []
     for r in results:
@@ -44,6 +46,9 @@ def rows(results: Sequence[EnergyResult]) -> tuple[list[str], list[list[str]]]:
             row.append(fmt_num(m.joules_per_token))
         if with_images:
             row.append(fmt_num(m.joules_per_image))
+        if with_flops:
+            flops = m.flops_per_inference
+            row.append(fmt_num(None if flops is None else flops / 1e9))
         meter = m.meter + (" (estimated)" if m.estimated else "")
         row += [fmt_num(r.baseline_kwh_per_1000), _change(r), _verdict(r), meter]
         body.append(row)
@@ -74,11 +79,12 @@ def render(results: Sequence[EnergyResult]) -> list[str]:
 
 def footnotes(results: Sequence[EnergyResult]) -> list[str]:
     notes = caveats(results)
-    improved = [r for r in results if r.verdict == Verdict.IMPROVED]
+    improved = [r for r in results if r.improved_beyond_bound]
     if improved:
         notes.append(
-            f"{len(improved)} test(s) improved significantly: lock in the gain with "
-            "--energy-update-baseline and commit the baseline."
+            f"{len(improved)} test(s) improved beyond the run-to-run noise: record the new "
+            "level with --energy-update-baseline (it replaces their run history) and commit "
+            "the baseline."
         )
     new = [r for r in results if r.verdict == Verdict.NEW]
     if new:
