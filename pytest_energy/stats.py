@@ -22,7 +22,9 @@ that decided.
     3. this run's median above the one-sided upper *prediction bound for a new run* at level
        ``alpha``, built from the baseline's run medians (see :func:`prediction_bounds`).
 
-    ``improved`` mirrors all three.
+    ``improved`` mirrors all three. A prior of 0 with fewer than 3 runs says the run level
+    does not move; the bound would then only repeat the within-run evidence, so the
+    ``"u-test"`` rule decides, on the windows that are not outliers.
 
 ``"deterministic"`` (meters whose figures depend only on the work)
     The median ratio against the tolerance, nothing else: no significance test, no bound,
@@ -562,11 +564,28 @@ def _satterthwaite(parts: Iterable[tuple[float, float]]) -> float:
     return total * total / denominator
 
 
+#: Above this many degrees of freedom, :func:`_quantile` uses the Cornish-Fisher expansion.
+_EXACT_T_MAX_DF = 30
+
+
 def _quantile(p: float, df: float) -> float:
-    """Student's t quantile at ``df`` rounded down (conservative); normal beyond 1,000."""
-    if df > 1000:
-        return normal_quantile(p)
-    return student_t_quantile(p, max(1, int(df)))
+    """Student's t quantile at ``df`` rounded down (conservative).
+
+    Exact (bisection) up to 30 degrees of freedom; beyond, the Cornish-Fisher expansion of
+    t around the normal quantile (Abramowitz and Stegun 26.7.5), within 2e-6 there for
+    levels from 0.9 to 0.999.
+    """
+    if df <= _EXACT_T_MAX_DF:
+        return student_t_quantile(p, max(1, int(df)))
+    z = normal_quantile(p)
+    nu = float(int(df)) if math.isfinite(df) else math.inf
+    if math.isinf(nu):
+        return z
+    g1 = (z**3 + z) / 4.0
+    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96.0
+    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384.0
+    g4 = (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160.0
+    return z + g1 / nu + g2 / nu**2 + g3 / nu**3 + g4 / nu**4
 
 
 def _within_spread(current: Sequence[float], baseline: Sequence[float]) -> tuple[float, int]:
@@ -636,6 +655,9 @@ def compare(
     clean_baseline = _without(baseline, out_baseline)
     c = _u_test(clean_current, clean_baseline, tolerance_pct, alpha)
     cur_median, base_median = median(clean_current), median(clean_baseline)
+    if out_baseline and history and history[-1].kwh_per_1000 == median(baseline):
+        # the latest run is the baseline's: its level without the outlier windows
+        history = [*history[:-1], replace(history[-1], kwh_per_1000=base_median)]
     within, within_df = _within_spread(clean_current, clean_baseline)
     bounds = prediction_bounds(
         baseline_median=base_median,
@@ -649,6 +671,18 @@ def compare(
     status = c.status
     bound_ratio = None
     rule = "u-test"
+    if bounds is not None and bounds.spread_runs == 0 and bounds.run_spread_pct == 0:
+        # A prior of 0 says the run level does not move: the bound would only repeat, less
+        # well, the within-run evidence the U test already gives. The U test decides.
+        return _with(
+            c,
+            run_spread_pct=0.0,
+            outliers_current=out_current,
+            outliers_baseline=out_baseline,
+            improved_beyond_bound=status is Status.IMPROVED,
+            n_current=len(current),
+            n_baseline=len(baseline),
+        )
     if bounds is not None:
         rule = "prediction"
         if status is Status.REGRESSED and not cur_median > bounds.upper:
@@ -816,7 +850,7 @@ def settled(
         limit = tolerance_pct / 100.0
         upper = math.log1p(limit)
         lower = math.log1p(-limit) if limit < 1.0 else -math.inf
-        final = bounds_at(max_rounds)
+        final = bounds_at(max_rounds) if c.rule == "prediction" else None
         if final is not None:
             upper = max(upper, math.log(final.upper / base_median))
             lower = min(lower, math.log(final.lower / base_median))

@@ -548,10 +548,10 @@ def test_prediction_bound_from_the_prior() -> None:
     assert down.status is Status.OK and not down.improved_beyond_bound
     down = compare([0.93] * 10, base, tolerance_pct=3.0, alpha=0.01, run_spread_pct=2.0)
     assert down.status is Status.IMPROVED and down.improved_beyond_bound
-    # a prior of zero: the bound is the baseline itself, the old rule decides
-    assert compare([1.04] * 10, base, tolerance_pct=3.0, alpha=0.01, run_spread_pct=0.0).status is (
-        Status.REGRESSED
-    )
+    # a prior of zero: the run level does not move, the old rule decides (outliers set aside)
+    zero = compare([1.04] * 10, base, tolerance_pct=3.0, alpha=0.01, run_spread_pct=0.0)
+    assert zero.status is Status.REGRESSED
+    assert zero.rule == "u-test" and zero.run_spread_pct == 0.0 and zero.bound_ratio is None
 
 
 HISTORY_MEDIANS = (1.0, 1.02, 0.98, 1.01, 0.99)
@@ -791,3 +791,15 @@ def test_pooled_spread_resists_a_contaminated_run() -> None:
     # a given spread replaces the run's own MAD; more than half flagged means none
     assert outliers([1.0, 1.0, 1.0, 1.2], spread=0.01) == (3,)
     assert outliers([1.0, 1.1, 1.2, 1.3, 1.4], spread=0.001) == ()  # 4 of 5 beyond 6%
+
+
+@pytest.mark.parametrize("df", [31, 45, 200, 999])
+@pytest.mark.parametrize("p", [0.9, 0.99, 0.999])
+def test_cornish_fisher_t_quantile_agrees_with_bisection(p: float, df: int) -> None:
+    assert stats._quantile(p, df + 0.7) == pytest.approx(student_t_quantile(p, df), abs=2e-6)
+
+
+def test_satterthwaite_degrees_of_freedom() -> None:
+    # equal variances of 1 with 4 and 6 df: (1 + 1)^2 / (1/4 + 1/6) = 9.6
+    assert stats._satterthwaite([(1.0, 4), (1.0, 6)]) == pytest.approx(9.6)
+    assert stats._satterthwaite([(1.0, math.inf), (0.0, 3)]) == math.inf
