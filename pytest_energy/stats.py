@@ -3,7 +3,7 @@
 Pure functions over numbers. There are four rules; :attr:`Comparison.rule` names the one
 that decided.
 
-``"u-test"`` (no run history, no prior: the rule before baseline schema 2)
+``"u-test"`` (no prior and fewer than 3 recorded runs: the rule before baseline schema 2)
     ``ratio`` is the median of this run's samples over the median of the baseline's samples.
     With enough windows on both sides for a one-sided Mann-Whitney U test to reach the
     significance level ``alpha`` at all, a regression needs *both* a ratio above
@@ -14,8 +14,10 @@ that decided.
 ``"prediction"`` (a run-spread prior is given, or the history has 3 or more runs)
     A regression needs all three of
 
-    1. the median ratio above ``1 + tolerance`` (medians of the windows that are not
-       outliers, see :func:`outliers`);
+    1. the median ratio above ``1 + tolerance``, over the windows that are not outliers
+       (:func:`outliers`, judged against the spread of both runs, :func:`pooled_spread`;
+       outlier windows are left out of everything below too, the latest run's level
+       included);
     2. within-run evidence: the U test over the windows that are not outliers gives
        ``p < alpha`` (or, with too few windows for the test to reach ``alpha``, the
        low-confidence tolerance floor above);
