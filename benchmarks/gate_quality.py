@@ -32,6 +32,16 @@ every (tolerance, alpha) the tables use; and ``--direct`` judges every pair with
 (slow: use it with ``--quick`` or ``--pairs``), which must print the same tables for the same
 seed. The script stops on any disagreement.
 
+Tables 6-13 (:func:`run_across`) are about the rule across runs (baseline schema 2): a run
+history, the prediction bound, outlier windows, adaptive rounds and the paired A B B A
+analysis. They judge every simulated run with ``stats.compare``, ``stats.settled`` and
+``stats.compare_paired`` themselves. The noise models (:class:`NoiseModel`) add, to the
+per-window lognormal CV, a per-run offset, AR(1) correlation between consecutive windows,
+outlier windows (+30%), a linear drift across a run's windows, and a fixed number of +30%
+windows in the latest baseline run. Table 7 is analytic: the smallest change that any rule
+can detect at a known run spread (:func:`smallest_detectable_pct`). ``--quick`` runs them
+at small sizes (100 runs per cell) and ``Plan.across_trials = 0`` skips them.
+
 Usage::
 
     python benchmarks/gate_quality.py                  # full run

@@ -3,7 +3,7 @@
 Pure functions over numbers. There are four rules; :attr:`Comparison.rule` names the one
 that decided.
 
-``"u-test"`` (no run history, no prior: the rule before baseline schema 2)
+``"u-test"`` (no prior and fewer than 3 recorded runs: the rule before baseline schema 2)
     ``ratio`` is the median of this run's samples over the median of the baseline's samples.
     With enough windows on both sides for a one-sided Mann-Whitney U test to reach the
     significance level ``alpha`` at all, a regression needs *both* a ratio above
@@ -14,15 +14,19 @@ that decided.
 ``"prediction"`` (a run-spread prior is given, or the history has 3 or more runs)
     A regression needs all three of
 
-    1. the median ratio above ``1 + tolerance`` (medians of the windows that are not
-       outliers, see :func:`outliers`);
+    1. the median ratio above ``1 + tolerance``, over the windows that are not outliers
+       (:func:`outliers`, judged against the spread of both runs, :func:`pooled_spread`;
+       outlier windows are left out of everything below too, the latest run's level
+       included);
     2. within-run evidence: the U test over the windows that are not outliers gives
        ``p < alpha`` (or, with too few windows for the test to reach ``alpha``, the
        low-confidence tolerance floor above);
     3. this run's median above the one-sided upper *prediction bound for a new run* at level
        ``alpha``, built from the baseline's run medians (see :func:`prediction_bounds`).
 
-    ``improved`` mirrors all three.
+    ``improved`` mirrors all three. A prior of 0 with fewer than 3 runs says the run level
+    does not move; the bound would then only repeat the within-run evidence, so the
+    ``"u-test"`` rule decides, on the windows that are not outliers.
 
 ``"deterministic"`` (meters whose figures depend only on the work)
     The median ratio against the tolerance, nothing else: no significance test, no bound,
@@ -274,6 +278,18 @@ def pooled_spread(*runs: Sequence[float]) -> float | None:
 def _without(samples: Sequence[float], flagged: tuple[int, ...]) -> list[float]:
     drop = set(flagged)
     return [x for i, x in enumerate(samples) if i not in drop]
+
+
+def _exp(x: float) -> float:
+    """``exp`` that saturates to ``inf`` instead of raising OverflowError."""
+    return math.inf if x > 709.0 else math.exp(x)
+
+
+def _log(x: float) -> float:
+    """``log`` of a non-negative number: ``-inf`` at 0, ``inf`` at ``inf``."""
+    if x <= 0:
+        return -math.inf
+    return math.inf if math.isinf(x) else math.log(x)
 
 
 def _ratio(current_median: float, baseline_median: float) -> float:
@@ -535,6 +551,9 @@ def prediction_bounds(
         assert prior is not None
         spread_var, spread_df = prior * prior, math.inf
         spread_runs = 0
+    if not within_spread > 0:
+        # the window noise, if any, comes from the runs' stored spreads
+        within_df = math.fsum(max(r.windows - 1, 0) for r in runs) or math.inf
     spread_part = spread_var * (1.0 + 1.0 / k)
     within_part = _median_variance(within_spread, n_current) + mean_hist_noise / k
     variance = spread_part + within_part
@@ -543,8 +562,8 @@ def prediction_bounds(
     )
     half *= math.sqrt(variance)
     return Bounds(
-        lower=math.exp(reference - half),
-        upper=math.exp(reference + half),
+        lower=_exp(reference - half),
+        upper=_exp(reference + half),
         reference=math.exp(reference),
         run_spread_pct=math.sqrt(spread_var) * 100.0,
         spread_runs=spread_runs,
@@ -556,17 +575,34 @@ def _satterthwaite(parts: Iterable[tuple[float, float]]) -> float:
     """Welch-Satterthwaite degrees of freedom of a sum of variance estimates."""
     parts = list(parts)
     total = math.fsum(v for v, _ in parts)
-    denominator = math.fsum(v * v / df for v, df in parts if v > 0 and math.isfinite(df))
+    denominator = math.fsum(v * v / df for v, df in parts if v > 0 and 0 < df < math.inf)
     if total <= 0 or denominator <= 0:
         return math.inf
     return total * total / denominator
 
 
+#: Above this many degrees of freedom, :func:`_quantile` uses the Cornish-Fisher expansion.
+_EXACT_T_MAX_DF = 30
+
+
 def _quantile(p: float, df: float) -> float:
-    """Student's t quantile at ``df`` rounded down (conservative); normal beyond 1,000."""
-    if df > 1000:
-        return normal_quantile(p)
-    return student_t_quantile(p, max(1, int(df)))
+    """Student's t quantile at ``df`` rounded down (conservative).
+
+    Exact (bisection) up to 30 degrees of freedom; beyond, the Cornish-Fisher expansion of
+    t around the normal quantile (Abramowitz and Stegun 26.7.5), within 2e-6 there for
+    levels from 0.9 to 0.999.
+    """
+    if df <= _EXACT_T_MAX_DF:
+        return student_t_quantile(p, max(1, int(df)))
+    z = normal_quantile(p)
+    if not df < 1e6:  # the expansion's terms are below 1e-6 there (and inf, NaN)
+        return z
+    nu = float(int(df))
+    g1 = (z**3 + z) / 4.0
+    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96.0
+    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384.0
+    g4 = (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160.0
+    return z + g1 / nu + g2 / nu**2 + g3 / nu**3 + g4 / nu**4
 
 
 def _within_spread(current: Sequence[float], baseline: Sequence[float]) -> tuple[float, int]:
@@ -593,11 +629,11 @@ def _within_spread(current: Sequence[float], baseline: Sequence[float]) -> tuple
 # -- compare ----------------------------------------------------------------------------
 
 
-def _check(current: Sequence[float], baseline: Sequence[float]) -> None:
+def _check(current: Sequence[float], baseline: Sequence[float], *, nan: bool = True) -> None:
     if not current or not baseline:
         raise ValueError("compare() needs at least one sample on each side")
-    if any(math.isnan(x) for x in current) or any(math.isnan(x) for x in baseline):
-        raise ValueError("compare() got a NaN sample")
+    if nan and (any(math.isnan(x) for x in current) or any(math.isnan(x) for x in baseline)):
+        raise ValueError("compare() got a NaN sample: the meter returned no number")
 
 
 def compare(
@@ -616,15 +652,19 @@ def compare(
     ``baseline`` included. ``run_spread_pct`` is the prior run-to-run spread. With neither
     (and ``deterministic`` false) the verdict is exactly the ``"u-test"`` rule's; see the
     module docstring for all rules.
+
+    Raises ValueError when a side has no samples, and, except under that old rule, when a
+    sample is NaN. Zeros and infinities give a verdict, never NaN.
     """
-    _check(current, baseline)
+    legacy = not deterministic and run_spread_pct is None
+    legacy = legacy and len(_usable(history)) < MIN_HISTORY_RUNS
+    _check(current, baseline, nan=not legacy)  # the old rule kept its old behaviour
     spread = pooled_spread(current, baseline)
     out_current = outliers(current, spread=spread)
     out_baseline = outliers(baseline, spread=spread)
     if deterministic:
         return _deterministic(current, baseline, tolerance_pct, alpha, out_current, out_baseline)
-    bounds_possible = run_spread_pct is not None or len(_usable(history)) >= MIN_HISTORY_RUNS
-    if not bounds_possible:
+    if legacy:
         c = _u_test(current, baseline, tolerance_pct, alpha)
         return _with(
             c,
@@ -636,6 +676,9 @@ def compare(
     clean_baseline = _without(baseline, out_baseline)
     c = _u_test(clean_current, clean_baseline, tolerance_pct, alpha)
     cur_median, base_median = median(clean_current), median(clean_baseline)
+    if out_baseline and history and history[-1].kwh_per_1000 == median(baseline):
+        # the latest run is the baseline's: its level without the outlier windows
+        history = [*history[:-1], replace(history[-1], kwh_per_1000=base_median)]
     within, within_df = _within_spread(clean_current, clean_baseline)
     bounds = prediction_bounds(
         baseline_median=base_median,
@@ -649,6 +692,18 @@ def compare(
     status = c.status
     bound_ratio = None
     rule = "u-test"
+    if bounds is not None and bounds.spread_runs == 0 and bounds.run_spread_pct == 0:
+        # A prior of 0 says the run level does not move: the bound would only repeat, less
+        # well, the within-run evidence the U test already gives. The U test decides.
+        return _with(
+            c,
+            run_spread_pct=0.0,
+            outliers_current=out_current,
+            outliers_baseline=out_baseline,
+            improved_beyond_bound=status is Status.IMPROVED,
+            n_current=len(current),
+            n_baseline=len(baseline),
+        )
     if bounds is not None:
         rule = "prediction"
         if status is Status.REGRESSED and not cur_median > bounds.upper:
@@ -799,7 +854,7 @@ def settled(
         return c.status is not Status.OK
     within, within_df = _within_spread(clean_current, clean_baseline)
     margin = SETTLE_Z * math.sqrt(_median_variance(within, len(clean_current)))
-    log_ratio = math.log(cur_median / base_median)
+    log_ratio = math.log(cur_median) - math.log(base_median)
 
     def bounds_at(windows: int) -> Bounds | None:
         return prediction_bounds(
@@ -816,21 +871,21 @@ def settled(
         limit = tolerance_pct / 100.0
         upper = math.log1p(limit)
         lower = math.log1p(-limit) if limit < 1.0 else -math.inf
-        final = bounds_at(max_rounds)
+        final = bounds_at(max_rounds) if c.rule == "prediction" else None
         if final is not None:
-            upper = max(upper, math.log(final.upper / base_median))
-            lower = min(lower, math.log(final.lower / base_median))
+            upper = max(upper, _log(final.upper) - math.log(base_median))
+            lower = min(lower, _log(final.lower) - math.log(base_median))
         return lower + margin < log_ratio < upper - margin
     limit = c.tolerance_pct / 100.0
     now = bounds_at(len(clean_current)) if c.rule == "prediction" else None
     if c.status is Status.REGRESSED:
         edge = math.log1p(limit)
         if now is not None:
-            edge = max(edge, math.log(now.upper / base_median))
+            edge = max(edge, _log(now.upper) - math.log(base_median))
         return log_ratio - margin > edge
     edge = math.log1p(-limit) if limit < 1.0 else -math.inf
     if now is not None:
-        edge = min(edge, math.log(now.lower / base_median))
+        edge = min(edge, _log(now.lower) - math.log(base_median))
     return log_ratio + margin < edge
 
 
@@ -895,7 +950,7 @@ def _log_ratio(b: float, a: float) -> float:
     if a == b:
         return 0.0
     if a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b):
-        return math.log(b / a)
+        return math.log(b) - math.log(a)
     return math.inf if b > a else -math.inf
 
 
@@ -930,7 +985,7 @@ def compare_paired(
     keep = [i for i in range(n) if i not in dropped] or list(range(n))
     logs = [_log_ratio(candidate[i], current[i]) for i in keep]
     mid = median(logs)
-    ratio = math.exp(mid) if math.isfinite(mid) else (math.inf if mid > 0 else 0.0)
+    ratio = _exp(mid) if math.isfinite(mid) else (math.inf if mid > 0 else 0.0)
     low_confidence = not 2.0 ** -len(logs) < alpha
     if low_confidence:
         tolerance_pct = max(tolerance_pct, LOW_CONFIDENCE_MIN_TOLERANCE_PCT)

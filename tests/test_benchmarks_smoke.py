@@ -61,12 +61,32 @@ def test_draw_is_seeded_per_scenario(gate_quality: ModuleType) -> None:
 def test_gate_quality_runs_tiny(gate_quality: ModuleType) -> None:
     gq = gate_quality
     lines: list[str] = []
-    plan = gq.Plan(pairs=30, sweep_rounds=(4, 8), fixed_baselines=2, candidates_per_baseline=5)
+    plan = gq.Plan(
+        pairs=30,
+        sweep_rounds=(4, 8),
+        fixed_baselines=2,
+        candidates_per_baseline=5,
+        across_trials=20,
+    )
     gq.run(plan, gq.Gate(8, 3.0, 0.01), out=lines.append)
     text = "\n".join(lines)
-    for heading in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5."):
+    for heading in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6.", "## 10.", "## 13."):
         assert heading in text
     assert "naive: median > +5%" in text
+    assert "| two +30% outlier windows in the baseline |" in text
+
+
+def test_across_run_noise_models(gate_quality: ModuleType) -> None:
+    gq = gate_quality
+    rng = gq.np.random.default_rng(0)
+    drift = gq.run_windows(rng, gq.NoiseModel("d", cv=0.0, drift_sd=0.1), 3, 5)
+    assert drift.shape == (3, 5)
+    assert (abs(drift[:, 2] - 1.0) < 1e-12).all()  # the drift pivots on the middle window
+    offsets = gq.run_windows(rng, gq.NoiseModel("o", cv=0.0, run_sd=0.05), 4, 6)
+    assert (offsets == offsets[:, :1]).all()  # a run offset moves every window together
+    assert gq.smallest_detectable_pct(0.01, 0.02, 10, 1, 0.001, 0.965) > 8.0
+    adaptive = gq.adaptive_rate(gq.NoiseModel("iid"), gq.NEW_5, 0.5, 3, seed=1)
+    assert adaptive.failed == 1.0 and adaptive.mean_windows <= gq.stats.DEFAULT_MAX_ROUNDS
 
 
 def test_noise_estimated_from_reports(gate_quality: ModuleType) -> None:

@@ -548,10 +548,10 @@ def test_prediction_bound_from_the_prior() -> None:
     assert down.status is Status.OK and not down.improved_beyond_bound
     down = compare([0.93] * 10, base, tolerance_pct=3.0, alpha=0.01, run_spread_pct=2.0)
     assert down.status is Status.IMPROVED and down.improved_beyond_bound
-    # a prior of zero: the bound is the baseline itself, the old rule decides
-    assert compare([1.04] * 10, base, tolerance_pct=3.0, alpha=0.01, run_spread_pct=0.0).status is (
-        Status.REGRESSED
-    )
+    # a prior of zero: the run level does not move, the old rule decides (outliers set aside)
+    zero = compare([1.04] * 10, base, tolerance_pct=3.0, alpha=0.01, run_spread_pct=0.0)
+    assert zero.status is Status.REGRESSED
+    assert zero.rule == "u-test" and zero.run_spread_pct == 0.0 and zero.bound_ratio is None
 
 
 HISTORY_MEDIANS = (1.0, 1.02, 0.98, 1.01, 0.99)
@@ -667,9 +667,44 @@ def test_zeros_and_infinities_never_raise_or_give_nan(prior: float | None) -> No
             describe(c)
 
 
-def test_nan_samples_are_refused() -> None:
+def test_nan_samples_are_refused_by_the_new_rules() -> None:
+    for kw in ({"run_spread_pct": 2.0}, {"deterministic": True}, {"history": _history()}):
+        with pytest.raises(ValueError, match="NaN"):
+            compare([math.nan], [1.0], tolerance_pct=3.0, alpha=0.01, **kw)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="NaN"):
-        compare([math.nan], [1.0], tolerance_pct=3.0, alpha=0.01)
+        compare_paired([1.0], [math.nan], tolerance_pct=3.0, alpha=0.01)
+
+
+_positive = st.floats(0.01, 100.0, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    current=st.lists(_positive, min_size=1, max_size=12),
+    baseline=st.lists(_positive, min_size=1, max_size=12),
+    medians=st.lists(_positive, max_size=6),
+    factor=st.floats(1.0, 3.0),
+    prior=st.sampled_from([None, 0.0, 1.0, 2.0, 5.0]),
+)
+def test_prediction_rule_is_monotone_and_never_nan(
+    current: list[float],
+    baseline: list[float],
+    medians: list[float],
+    factor: float,
+    prior: float | None,
+) -> None:
+    history = [RunSummary(m, 10, 2.0, "") for m in medians]
+    kw = {"tolerance_pct": 3.0, "alpha": 0.01, "history": history, "run_spread_pct": prior}
+    before = compare(current, baseline, **kw)  # type: ignore[arg-type]
+    after = compare([x * factor for x in current], baseline, **kw)  # type: ignore[arg-type]
+    for c in (before, after):
+        assert not math.isnan(c.ratio) and not math.isnan(c.p_regressed)
+        assert c.bound_ratio is None or math.isfinite(c.bound_ratio)
+        assert "nan" not in describe(c)
+    if before.status is Status.REGRESSED:
+        assert after.status is Status.REGRESSED, (before, after)
+    if before.status is Status.OK:
+        assert after.status is not Status.IMPROVED, (before, after)
 
 
 # -- Student's t ------------------------------------------------------------------------
@@ -791,3 +826,49 @@ def test_pooled_spread_resists_a_contaminated_run() -> None:
     # a given spread replaces the run's own MAD; more than half flagged means none
     assert outliers([1.0, 1.0, 1.0, 1.2], spread=0.01) == (3,)
     assert outliers([1.0, 1.1, 1.2, 1.3, 1.4], spread=0.001) == ()  # 4 of 5 beyond 6%
+
+
+@pytest.mark.parametrize("df", [31, 45, 200, 999])
+@pytest.mark.parametrize("p", [0.9, 0.99, 0.999])
+def test_cornish_fisher_t_quantile_agrees_with_bisection(p: float, df: int) -> None:
+    assert stats._quantile(p, df + 0.7) == pytest.approx(student_t_quantile(p, df), abs=2e-6)
+
+
+def test_satterthwaite_degrees_of_freedom() -> None:
+    # equal variances of 1 with 4 and 6 df: (1 + 1)^2 / (1/4 + 1/6) = 9.6
+    assert stats._satterthwaite([(1.0, 4), (1.0, 6)]) == pytest.approx(9.6)
+    assert stats._satterthwaite([(1.0, math.inf), (0.0, 3)]) == math.inf
+
+
+_extreme = st.one_of(
+    st.floats(0, 1e6, allow_nan=False),
+    st.sampled_from([0.0, math.inf, 1.0, 1.5, 5e-324, 1e-300]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    current=st.lists(_extreme, min_size=1, max_size=12),
+    baseline=st.lists(_extreme, min_size=1, max_size=12),
+    runs=st.lists(st.tuples(_extreme, st.integers(0, 12), st.floats(0, 50)), max_size=5),
+    prior=st.sampled_from([None, 0.0, 2.0]),
+    deterministic=st.booleans(),
+)
+def test_every_rule_survives_zeros_infinities_and_extremes(
+    current: list[float],
+    baseline: list[float],
+    runs: list[tuple[float, int, float]],
+    prior: float | None,
+    deterministic: bool,
+) -> None:
+    history = [RunSummary(m, w, spread, "") for m, w, spread in runs]
+    kw = {"tolerance_pct": 3.0, "alpha": 0.01}
+    c = compare(
+        current, baseline, history=history, run_spread_pct=prior, deterministic=deterministic, **kw
+    )  # type: ignore[arg-type]
+    p = compare_paired(current, baseline, **kw)  # type: ignore[arg-type]
+    for result in (c, p):
+        assert not math.isnan(result.ratio)
+        assert result.bound_ratio is None or math.isfinite(result.bound_ratio)
+        describe(result)
+    settled(current, baseline, history=history, run_spread_pct=prior, **kw)  # type: ignore[arg-type]
