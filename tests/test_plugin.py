@@ -298,7 +298,9 @@ class TestGate:
         result.stdout.fnmatch_lines(
             [
                 "*test_inference regressed: 0.001111 kWh per 1,000 inferences against a baseline "
-                "of 0.001 (+11.1%, tolerance 3%; Mann-Whitney U one-sided p=*",
+                "of 0.001 (1 recorded run(s)); median +11.1% (tolerance 3%); U test p=*, 5 vs "
+                # 5 windows: adaptive rounds stop once the verdict is settled
+                "10 windows; upper prediction bound *, run-to-run spread 2% from the prior*",
                 "*accept it with --energy-update-baseline*",
                 "*test_inference * 0.001111 * 0.001 * +11.1% * regressed *",
             ]
@@ -319,7 +321,7 @@ class TestGate:
             result = run(meter_pytester, "--energy-report")
         result.assert_outcomes(passed=1)
         result.stdout.fnmatch_lines(
-            ["*-16.7% * improved *", "*improved significantly*--energy-update-baseline*"]
+            ["*-16.7% * improved *", "*improved beyond the run-to-run noise*--energy-update-baseline*"]
         )
 
     def test_marker_tolerance_overrides_session_tolerance(
@@ -367,7 +369,7 @@ class TestGate:
             result = run(meter_pytester, "--energy-report")
         result.assert_outcomes(failed=1)
         result.stdout.fnmatch_lines(
-            ["*low confidence: too few windows*", "*regressed[*] *", "[*] low confidence*"]
+            ["*too few windows for the U test, 1 vs 1 windows*", "*regressed[*] *", "[*] low confidence*"]
         )
 
     def test_update_keeps_entries_of_tests_not_run(self, meter_pytester: pytest.Pytester) -> None:
