@@ -208,6 +208,8 @@ def check_spec(spec: str, *, target: str | None = None) -> MeterFactory:
     ``module:attribute`` spec imported, now, so that a typo stops the run before any test.
     ``target`` is the GPU profile the ``roofline`` meter models (--energy-target).
     """
+    if spec == "roofline":
+        _check_roofline(target)
     if spec in BUILTIN:
 
         def builtin() -> Meter:
@@ -218,3 +220,24 @@ def check_spec(spec: str, *, target: str | None = None) -> MeterFactory:
 
         return builtin
     return resolve(spec)
+
+
+def _check_roofline(target: str | None) -> None:
+    """An unknown target, or no torch, stops the run at start-up (torch is not imported)."""
+    import importlib.util
+
+    from .roofline import counting
+    from .roofline.meter import target_from_environment
+    from .roofline.profiles import load_profile
+
+    load_profile(target or target_from_environment())
+    if importlib.util.find_spec("torch") is None:
+        raise ConfigError(
+            str(
+                MeterUnavailable(
+                    "roofline",
+                    "it models the torch operations a test runs, and torch is not installed.",
+                    counting.TORCH_FIX,
+                )
+            )
+        )
