@@ -1061,3 +1061,17 @@ def test_lone_surrogate_in_a_test_id_is_a_baseline_error(tmp_path: Path) -> None
     ):
         update(path, append(HW, "tests/t.py::test_x[\udc80]", entry(1.0)), history=DEFAULT_HISTORY)
     assert not path.exists()
+
+
+@pytest.mark.parametrize(
+    ("date", "ok"),
+    [("2028-02-29", True), ("2026-02-29", False), ("2026-04-31", False), ("2026-12-31", True)],
+)
+def test_canonical_text_checks_the_calendar(date: str, ok: bool) -> None:
+    text = SCHEMA_2_ENTRY.replace("2026-11-30", date)
+    if ok:
+        got = parse(text).get(HW, "tests/test_llm.py::test_generate[bs=8]")
+        assert got is not None and got.runs[0].date == date
+    else:
+        with pytest.raises(BaselineError, match=f"has runs\\[0\\] that has date = '{date}'"):
+            parse(text)
