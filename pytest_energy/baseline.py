@@ -385,10 +385,14 @@ class _NotCanonical(Exception):
 
 # A basic string: no raw control characters, only the escapes the writer uses, and no
 # \u escape of a surrogate (not a Unicode scalar value; tomllib rejects it).
-_CHAR = r'(?:[^"\\\x00-\x1f\x7f]|\\[\\"btnfr]|\\u(?![dD][89abAB])[0-9A-Fa-f]{4})'
-_K = rf'(?:[A-Za-z0-9_-]+|"{_CHAR}*")'
-_S = rf'"{_CHAR}*"'
-_S1 = rf'"{_CHAR}+"'  # not empty
+# Written as an "unrolled loop" (plain characters, then escape + plain characters), which
+# is fast and cannot backtrack catastrophically.
+_PLAIN = r'[^"\\\x00-\x1f\x7f]*'
+_ESC = r'\\(?:[\\"btnfr]|u(?![dD][89abAB])[0-9A-Fa-f]{4})'
+_BODY = rf"{_PLAIN}(?:{_ESC}{_PLAIN})*"
+_K = rf'(?:[A-Za-z0-9_-]+|"{_BODY}")'
+_S = rf'"{_BODY}"'
+_S1 = rf'"(?!"){_BODY}"'  # not empty
 # Non-negative numbers that are always finite as floats: at most 20 integer digits and a
 # positive exponent below 100. Anything else (1e300, 1e400, -0.0) takes the slow path.
 _F = r"(?:0|[1-9][0-9]{0,19})(?:\.[0-9]+)?(?:e(?:-[0-9]{1,3}|\+?[0-9]{1,2}))?"
