@@ -96,6 +96,25 @@ def _update_args(keys: list[tuple[str, str]], runs: int) -> tuple[Any, dict[str,
     return updates, {}
 
 
+def schema_1_text(baseline: Any) -> str:
+    """The same entries as the schema-1 writer (tomli_w, no runs) laid them out."""
+    import tomli_w
+
+    document = {
+        "schema_version": 1,
+        "hardware": {
+            hw: {
+                nodeid: {
+                    key: value for key, value in tests[nodeid].to_toml().items() if key != "runs"
+                }
+                for nodeid in sorted(tests)
+            }
+            for hw, tests in sorted(baseline.entries.items())
+        },
+    }
+    return tomli_w.dumps(document)
+
+
 def best_of(repeat: int, step: Callable[[], object]) -> tuple[float, float]:
     """Best wall-clock and best CPU seconds (the CPU figure is steadier on a busy machine)."""
     wall, cpu = [], []
@@ -112,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--entries", type=int, default=50_000)
     parser.add_argument("--runs", type=int, default=5, help="runs per entry (schema 2)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--with-schema-1",
+        action="store_true",
+        help="also time loading the same entries from a schema-1 file (before its first update)",
+    )
     parser.add_argument(
         "--profile",
         choices=["load path", "load path, 100 tests", "update", "update, 100 tests", "show"],
@@ -150,6 +174,15 @@ def main(argv: list[str] | None = None) -> int:
 
             return step
 
+        def schema_1_load() -> None:
+            baseline = baseline_io.load(old_path)
+            for hw, nodeid in keys:
+                baseline.get(hw, nodeid)
+
+        old_path = Path(scratch) / "schema-1.toml"
+        if args.with_schema_1:
+            old_path.write_text(schema_1_text(baseline_io.load(path)), encoding="utf-8")
+
         hw0 = keys[0][0]
         few = {hw0: dict(list(updates[hw0].items())[:100])}
 
@@ -165,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
             "update, 100 tests": update(few),
             "show": show,
         }
+        if args.with_schema_1:
+            steps["load path, schema-1 file"] = schema_1_load
         if args.profile:
             import cProfile
             import pstats

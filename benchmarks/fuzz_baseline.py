@@ -233,6 +233,20 @@ def _random_entry(rng: random.Random) -> BaselineEntry:
     )
 
 
+def _schema_1_text(baseline: Baseline) -> str:
+    """``baseline`` as the schema-1 writer (tomli_w, no runs) wrote it."""
+    import tomli_w
+
+    hardware = {
+        hw: {
+            nodeid: {k: v for k, v in tests[nodeid].to_toml().items() if k != "runs"}
+            for nodeid in sorted(tests)
+        }
+        for hw, tests in sorted(baseline.entries.items())
+    }
+    return "# pytest-energy baseline\n" + tomli_w.dumps({"schema_version": 1, "hardware": hardware})
+
+
 def seeds(rng: random.Random, generated: int = 20) -> list[tuple[bytes, Baseline]]:
     """Valid baseline files and the entries each one holds."""
     out: list[tuple[bytes, Baseline]] = []
@@ -243,6 +257,8 @@ def seeds(rng: random.Random, generated: int = 20) -> list[tuple[bytes, Baseline
         }
         baseline = Baseline(entries)
         out.append((dumps(baseline).encode("utf-8"), baseline))
+        if len(out) % 4 == 1:  # some in the layout the schema-1 writer used
+            out.append((_schema_1_text(baseline).encode("utf-8"), baseline))
     for text in HAND_WRITTEN:
         out.append((text.encode("utf-8"), parse(text, Path(BASELINE_NAME))))
     return out

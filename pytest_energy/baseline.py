@@ -368,8 +368,10 @@ def _dumps(baseline: Baseline) -> str:
                 held = items[nodeid]
                 if isinstance(held, BaselineEntry):
                     _entry_lines(hw_key, nodeid, held, out)
-                else:
+                elif held.re is _ENTRY:
                     out.append(held.group())
+                else:  # read from schema 1: written as schema 2
+                    _entry_lines(hw_key, nodeid, _decode(held), out)
         else:
             for nodeid in sorted(tests):
                 _entry_lines(hw_key, nodeid, tests[nodeid], out)
@@ -416,12 +418,24 @@ _ENTRY = re.compile(
     rf"pytest_energy_version = ({_S})\n"
     rf"runs = \[\n((?:{_RUN_LINE})+)\]\n"
 )
+# Schema 1 as its writer (tomli_w) laid it out: samples one per line, no runs.
+_ENTRY_V1 = re.compile(
+    rf"\n\[hardware\.({_K})\.({_K})\]\n"
+    rf'unit = "kWh/1000 inferences"\n'
+    rf"kwh_per_1000 = {_F}\n"
+    rf"samples = \[\n((?:    {_F},\n)+)\]\n"
+    rf"meter = ({_S1})\n"
+    rf"estimated = (true|false)\n"
+    rf"inferences = ({_I})\n"
+    rf"(?:tokens = ({_I})\n)?"
+    rf"pytest_energy_version = ({_S})\n"
+)
 _RUN_RE = re.compile(
     rf"    \{{ kwh_per_1000 = ({_F}), windows = ({_W}), spread_pct = ({_F}), "
     rf'date = "({_DATE})" \}},\n'
 )
 _RUN_DATE = re.compile(r'date = "([0-9-]*)"')
-_HEAD_RE = re.compile(r"(?:#[^\x00-\x08\x0a-\x1f\x7f]*\n)*schema_version = 2\n")
+_HEAD_RE = re.compile(r"(?:#[^\x00-\x08\x0a-\x1f\x7f]*\n)*schema_version = ([12])\n")
 _UNESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|(.))")
 _SHORT = {'"': '"', "\\": "\\", "b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r"}
 
@@ -451,7 +465,18 @@ def _date_ok(text: str) -> bool:
 
 
 def _decode(m: re.Match[str]) -> BaselineEntry:
-    """The entry of one :data:`_ENTRY` match; every value was validated by the expression."""
+    """The entry of one :data:`_ENTRY` (or :data:`_ENTRY_V1`) match; every value was
+    validated by the expression."""
+    if m.re is _ENTRY_V1:
+        _hw, _nodeid, lines, meter, estimated, inferences, tokens, version = m.groups()
+        return BaselineEntry(
+            tuple(map(float, lines[4:-2].split(",\n    "))),
+            _unquote(meter),
+            estimated == "true",
+            _unquote(version),
+            int(inferences),
+            None if tokens is None else int(tokens),
+        )
     _hw, _nodeid, samples, meter, estimated, inferences, tokens, version, runs_text = m.groups()
     return BaselineEntry(
         tuple(map(float, samples.split(", "))),
@@ -521,7 +546,8 @@ class _Tests(Mapping[str, BaselineEntry]):
 
 
 def _fast_parse(text: str) -> Baseline:
-    """Read text in exactly the layout :func:`dumps` writes, or raise :class:`_NotCanonical`.
+    """Read text in exactly the layout :func:`dumps` writes (or the schema-1 writer wrote),
+    or raise :class:`_NotCanonical`.
 
     The expressions above admit only values the full validation accepts (non-negative
     finite numbers, windows >= 1, a non-empty meter, valid strings, dates that exist).
@@ -532,9 +558,10 @@ def _fast_parse(text: str) -> Baseline:
         raise _NotCanonical
     pos = head.end()
     end = len(text)
+    schema_2 = head.group(1) == "2"
     entries: dict[str, _Tests] = {}
     by_token: dict[str, dict[str, BaselineEntry | re.Match[str]]] = {}  # hardware as spelled
-    match = _ENTRY.match
+    match = (_ENTRY if schema_2 else _ENTRY_V1).match
     while pos < end:
         m = match(text, pos)
         if m is None:
@@ -551,6 +578,8 @@ def _fast_parse(text: str) -> Baseline:
         if nodeid in items:
             raise _NotCanonical  # a duplicate table: tomllib names it
         items[nodeid] = m
+        if not schema_2:
+            continue
         runs = m.group(9)  # only numbers and dates: '-29"' can only end a date
         if ('-29"' in runs or '-30"' in runs or '-31"' in runs) and not all(
             _date_ok(date) for date in _RUN_DATE.findall(runs)
