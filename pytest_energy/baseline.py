@@ -31,9 +31,12 @@ save either leaves the old file or puts the whole new file in place, after check
 the new text reads back.
 
 Speed: the writer emits one canonical layout, and the reader has a fast path for exactly
-that layout (one regular expression per entry). Anything else (hand edits, comments, CRLF,
-schema 1, any invalid value) goes through ``tomllib`` and the full validation, so the fast
-path never decides what is valid: it either returns what the slow path would, or defers.
+that layout, and for the layout the schema-1 writer used (one regular expression per
+entry, admitting only values the full validation accepts). Anything else (hand edits,
+comments, CRLF, any invalid value) goes through ``tomllib`` and the full validation, so the
+fast path never decides what is valid: it returns what the full reader would, or defers.
+Entries read by the fast path are decoded when first looked up, and an update writes the
+entries it did not touch back as the exact text they were read from.
 """
 
 from __future__ import annotations
