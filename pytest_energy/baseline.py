@@ -190,7 +190,7 @@ class Update:
     """
 
     entry: BaselineEntry
-    replace_history: bool = False
+    replace_history: bool
 
 
 @dataclass(frozen=True)
