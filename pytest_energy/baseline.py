@@ -128,6 +128,16 @@ class RunSummary:
         )
 
 
+def _stored_run(run: RunSummary) -> RunSummary:
+    """``run`` as the file keeps it: the median rounded like a sample, the spread to
+    :data:`SPREAD_DIGITS` digits (idempotent; short, stable lines in the file)."""
+    kwh = round_sample(run.kwh_per_1000)
+    spread = float(f"{run.spread_pct:.{SPREAD_DIGITS}g}")
+    if kwh == run.kwh_per_1000 and spread == run.spread_pct:
+        return run
+    return RunSummary(kwh_per_1000=kwh, windows=run.windows, spread_pct=spread, date=run.date)
+
+
 @dataclass(frozen=True)
 class BaselineEntry:
     """One test's stored windows on one hardware, and the history of its recorded runs.
@@ -211,7 +221,8 @@ class Baseline:
         """A new baseline with ``updates`` applied; entries not named in it are kept as they are.
 
         An appended run joins the stored history (the latest ``history`` runs are kept) and
-        the entry's samples and other fields become the new run's. The history is replaced
+        the entry's samples and other fields become the new run's. A new run's median and
+        spread are stored rounded (see :func:`_stored_run`). The history is replaced
         instead when ``replace_history`` is set, or when the stored entry was recorded with
         another meter or estimated flag (its runs are not comparable).
         """
@@ -232,15 +243,16 @@ class Baseline:
             for nodeid, change in tests.items():
                 new = change.entry
                 old = stored.get(nodeid)
+                fresh = tuple(map(_stored_run, new.runs))
                 if (
                     change.replace_history
                     or old is None
                     or old.meter != new.meter
                     or old.estimated != new.estimated
                 ):
-                    runs = new.runs[-history:]
+                    runs = fresh[-history:]
                 else:
-                    runs = (old.runs + new.runs)[-history:]
+                    runs = (old.runs + fresh)[-history:]
                 stored[nodeid] = BaselineEntry(
                     samples=new.samples,
                     meter=new.meter,

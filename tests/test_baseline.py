@@ -1117,3 +1117,10 @@ def test_schema_1_entries_are_rewritten_as_schema_2_by_an_update(tmp_path: Path)
     assert load(path) == Baseline(
         {**sample_baseline().entries, HW: {**sample_baseline().entries[HW], "new": entry(2.0)}}
     )
+
+
+def test_a_new_run_is_stored_rounded() -> None:
+    unrounded = RunSummary(0.012345678901, 10, 2.459670025013161, "2026-12-01")
+    got = Baseline().merged(append(HW, "t", with_runs(unrounded)), history=5).get(HW, "t")
+    assert got is not None
+    assert got.runs == (RunSummary(0.0123457, 10, 2.46, "2026-12-01"),)
