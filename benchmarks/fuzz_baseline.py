@@ -41,7 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pytest_energy.baseline import Baseline, BaselineEntry, dumps, load, parse
+from pytest_energy.baseline import Baseline, BaselineEntry, _slow_parse, dumps, load, parse
 from pytest_energy.errors import BaselineError
 
 BASELINE_NAME = "energy-baseline.toml"
@@ -109,8 +109,21 @@ FRAGMENTS = (
     "[hardware.x]\n",
     "[[hardware]]\n",
     '[hardware."GPU"."tests/t.py::test_x".extra]\n',
+    "schema_version = 3\n",
     "schema_version = 2\n",
     "schema_version = 1\n",
+    "runs = []\n",
+    "runs = [1]\n",
+    'runs = [{ kwh_per_1000 = 1.0, windows = 0, spread_pct = 0.0, date = "" }]\n',
+    'runs = [{ kwh_per_1000 = nan, windows = 1, spread_pct = 0.0, date = "" }]\n',
+    'runs = [{ kwh_per_1000 = 1.0, windows = 1, spread_pct = 1e400, date = "2026-02-30" }]\n',
+    '    { kwh_per_1000 = 1.0, windows = 1, spread_pct = 0.0, date = "2026-02-29" },\n',
+    '    { kwh_per_1000 = 1.0, windows = 3, spread_pct = 0.5, date = "2026-12-01" },\n',
+    '[[hardware."GPU"."tests/t.py::test_x".runs]]\n',
+    "<<<<<<< HEAD\n",
+    "=======\n",
+    ">>>>>>> branch\n",
+    "\ufeff",
     "schema_version = 0\n",
     "samples = []\n",
     "samples = [nan]\n",
@@ -220,6 +233,20 @@ def _random_entry(rng: random.Random) -> BaselineEntry:
     )
 
 
+def _schema_1_text(baseline: Baseline) -> str:
+    """``baseline`` as the schema-1 writer (tomli_w, no runs) wrote it."""
+    import tomli_w
+
+    hardware = {
+        hw: {
+            nodeid: {k: v for k, v in tests[nodeid].to_toml().items() if k != "runs"}
+            for nodeid in sorted(tests)
+        }
+        for hw, tests in sorted(baseline.entries.items())
+    }
+    return "# pytest-energy baseline\n" + tomli_w.dumps({"schema_version": 1, "hardware": hardware})
+
+
 def seeds(rng: random.Random, generated: int = 20) -> list[tuple[bytes, Baseline]]:
     """Valid baseline files and the entries each one holds."""
     out: list[tuple[bytes, Baseline]] = []
@@ -230,6 +257,8 @@ def seeds(rng: random.Random, generated: int = 20) -> list[tuple[bytes, Baseline
         }
         baseline = Baseline(entries)
         out.append((dumps(baseline).encode("utf-8"), baseline))
+        if len(out) % 4 == 1:  # some in the layout the schema-1 writer used
+            out.append((_schema_1_text(baseline).encode("utf-8"), baseline))
     for text in HAND_WRITTEN:
         out.append((text.encode("utf-8"), parse(text, Path(BASELINE_NAME))))
     return out
@@ -422,6 +451,15 @@ def _problems_once_loaded(baseline: Baseline) -> str:
     return "" if again.entries == non_empty else "does not survive dumps -> parse"
 
 
+def _paths_disagree(text: str, loaded: Baseline) -> str:
+    """The fast reader of the canonical layout must give what the full TOML reader gives."""
+    try:
+        slow = _slow_parse(text.removeprefix("\ufeff"), Path(BASELINE_NAME))
+    except BaselineError as exc:
+        return f"fast reader accepted what the full reader rejects: {exc}"
+    return "" if slow == loaded else "fast and full readers disagree"
+
+
 def _overwrite(path: Path, data: bytes) -> None:
     """Replace the file's bytes in place: ext4 flushes a file truncated on open, which is slow."""
     with open(path, "r+b") as handle:
@@ -477,7 +515,9 @@ def fuzz(count: int, seed: int = 0, directory: Path | None = None) -> FuzzReport
                         report.benign_failed.append(f"{label}: loaded different entries")
                 else:
                     report.loaded += 1
-                    problem = _problems_once_loaded(loaded)
+                    problem = _problems_once_loaded(loaded) or _paths_disagree(
+                        data.decode("utf-8"), loaded
+                    )
                     if problem:
                         report.accepted_invalid.append(f"{label}: {problem}")
             if path.read_bytes() != data:

@@ -31,20 +31,24 @@ save either leaves the old file or puts the whole new file in place, after check
 the new text reads back.
 
 Speed: the writer emits one canonical layout, and the reader has a fast path for exactly
-that layout (one regular expression per entry). Anything else (hand edits, comments, CRLF,
-schema 1, any invalid value) goes through ``tomllib`` and the full validation, so the fast
-path never decides what is valid: it either returns what the slow path would, or defers.
+that layout, and for the layout the schema-1 writer used (one regular expression per
+entry, admitting only values the full validation accepts). Anything else (hand edits,
+comments, CRLF, any invalid value) goes through ``tomllib`` and the full validation, so the
+fast path never decides what is valid: it returns what the full reader would, or defers.
+Entries read by the fast path are decoded when first looked up, and an update writes the
+entries it did not touch back as the exact text they were read from.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 import os
 import re
 import stat
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import ItemsView, Iterator, Mapping, Sequence, ValuesView
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,6 +128,16 @@ class RunSummary:
         )
 
 
+def _stored_run(run: RunSummary) -> RunSummary:
+    """``run`` as the file keeps it: the median rounded like a sample, the spread to
+    :data:`SPREAD_DIGITS` digits (idempotent; short, stable lines in the file)."""
+    kwh = round_sample(run.kwh_per_1000)
+    spread = float(f"{run.spread_pct:.{SPREAD_DIGITS}g}")
+    if kwh == run.kwh_per_1000 and spread == run.spread_pct:
+        return run
+    return RunSummary(kwh_per_1000=kwh, windows=run.windows, spread_pct=spread, date=run.date)
+
+
 @dataclass(frozen=True)
 class BaselineEntry:
     """One test's stored windows on one hardware, and the history of its recorded runs.
@@ -186,7 +200,7 @@ class Update:
     """
 
     entry: BaselineEntry
-    replace_history: bool = False
+    replace_history: bool
 
 
 @dataclass(frozen=True)
@@ -207,29 +221,38 @@ class Baseline:
         """A new baseline with ``updates`` applied; entries not named in it are kept as they are.
 
         An appended run joins the stored history (the latest ``history`` runs are kept) and
-        the entry's samples and other fields become the new run's. The history is replaced
+        the entry's samples and other fields become the new run's. A new run's median and
+        spread are stored rounded (see :func:`_stored_run`). The history is replaced
         instead when ``replace_history`` is set, or when the stored entry was recorded with
         another meter or estimated flag (its runs are not comparable).
         """
         if isinstance(history, bool) or not isinstance(history, int) or history < 1:
             raise ValueError(f"history must be a whole number >= 1, not {history!r}")
-        combined: dict[str, dict[str, BaselineEntry]] = {
-            hw: dict(tests) for hw, tests in self.entries.items()
+        with _gc_paused():
+            return Baseline(self._merged(updates, history))
+
+    def _merged(
+        self, updates: Mapping[str, Mapping[str, Update]], history: int
+    ) -> dict[str, dict[str, BaselineEntry] | _Tests]:
+        combined: dict[str, dict[str, BaselineEntry] | _Tests] = {
+            hw: tests.copy() if isinstance(tests, _Tests) else dict(tests)
+            for hw, tests in self.entries.items()
         }
         for hw, tests in updates.items():
             stored = combined.setdefault(hw, {})
             for nodeid, change in tests.items():
                 new = change.entry
                 old = stored.get(nodeid)
+                fresh = tuple(map(_stored_run, new.runs))
                 if (
                     change.replace_history
                     or old is None
                     or old.meter != new.meter
                     or old.estimated != new.estimated
                 ):
-                    runs = new.runs[-history:]
+                    runs = fresh[-history:]
                 else:
-                    runs = (old.runs + new.runs)[-history:]
+                    runs = (old.runs + fresh)[-history:]
                 stored[nodeid] = BaselineEntry(
                     samples=new.samples,
                     meter=new.meter,
@@ -239,10 +262,27 @@ class Baseline:
                     tokens=new.tokens,
                     runs=runs,
                 )
-        return Baseline(combined)
+        return combined
 
     def __len__(self) -> int:
         return sum(len(tests) for tests in self.entries.values())
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector around a loop that builds many small objects.
+
+    Decoding 50,000 entries makes hundreds of thousands of objects and no cycles; the
+    collector's passes over them cost about 40% of the loop. Reference counting still
+    frees everything; the collector's previous state is restored.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 # -- messages ---------------------------------------------------------------------------------
@@ -300,23 +340,25 @@ def _float(x: float) -> str:
 
 
 def _entry_lines(hw_key: str, nodeid: str, entry: BaselineEntry, out: list[str]) -> None:
-    out.append(f"\n[hardware.{hw_key}.{_key(nodeid)}]\n")
-    out.append(f'unit = "{UNIT}"\n')
-    out.append(f"kwh_per_1000 = {_float(entry.kwh_per_1000)}\n")
-    out.append("samples = [" + ", ".join(map(_float, entry.samples)) + "]\n")
-    out.append(f"meter = {_string(entry.meter)}\n")
-    out.append(f"estimated = {'true' if entry.estimated else 'false'}\n")
-    out.append(f"inferences = {int(entry.inferences)}\n")
-    if entry.tokens is not None:
-        out.append(f"tokens = {int(entry.tokens)}\n")
-    out.append(f"pytest_energy_version = {_string(entry.pytest_energy_version)}\n")
-    out.append("runs = [\n")
-    for r in entry.runs:
-        out.append(
-            f"    {{ kwh_per_1000 = {_float(r.kwh_per_1000)}, windows = {int(r.windows)}, "
-            f"spread_pct = {_float(r.spread_pct)}, date = {_string(r.date)} }},\n"
-        )
-    out.append("]\n")
+    samples = ", ".join(map(repr, map(float, entry.samples)))
+    tokens = "" if entry.tokens is None else f"tokens = {int(entry.tokens)}\n"
+    runs = "".join(
+        f"    {{ kwh_per_1000 = {float(r.kwh_per_1000)!r}, windows = {int(r.windows)}, "
+        f"spread_pct = {float(r.spread_pct)!r}, date = {_string(r.date)} }},\n"
+        for r in entry.runs
+    )
+    out.append(
+        f"\n[hardware.{hw_key}.{_key(nodeid)}]\n"
+        f'unit = "{UNIT}"\n'
+        f"kwh_per_1000 = {_float(entry.kwh_per_1000)}\n"
+        f"samples = [{samples}]\n"
+        f"meter = {_string(entry.meter)}\n"
+        f"estimated = {'true' if entry.estimated else 'false'}\n"
+        f"inferences = {int(entry.inferences)}\n"
+        f"{tokens}"
+        f"pytest_energy_version = {_string(entry.pytest_energy_version)}\n"
+        f"runs = [\n{runs}]\n"
+    )
 
 
 _HEADER = (
@@ -327,11 +369,27 @@ _HEADER = (
 
 def dumps(baseline: Baseline) -> str:
     """Serialize in a stable, sorted order, in the canonical layout the fast reader knows."""
+    with _gc_paused():
+        return _dumps(baseline)
+
+
+def _dumps(baseline: Baseline) -> str:
     out = [_HEADER, f"schema_version = {SCHEMA_VERSION}\n"]
     for hw, tests in sorted(baseline.entries.items()):
         hw_key = _key(hw)
-        for nodeid in sorted(tests):
-            _entry_lines(hw_key, nodeid, tests[nodeid], out)
+        if isinstance(tests, _Tests):
+            items = tests._items  # entries never decoded are written back as they were read
+            for nodeid in sorted(items):
+                held = items[nodeid]
+                if isinstance(held, BaselineEntry):
+                    _entry_lines(hw_key, nodeid, held, out)
+                elif held.re is _ENTRY:
+                    out.append(held.group())
+                else:  # read from schema 1: written as schema 2
+                    _entry_lines(hw_key, nodeid, _decode(held), out)
+        else:
+            for nodeid in sorted(tests):
+                _entry_lines(hw_key, nodeid, tests[nodeid], out)
     return "".join(out)
 
 
@@ -342,21 +400,26 @@ class _NotCanonical(Exception):
     """The text is not exactly what :func:`dumps` writes: read it with the full parser."""
 
 
-_K = r'(?:[A-Za-z0-9_-]+|"(?:[^"\\\x00-\x1f\x7f]|\\[\\"btnfr]|\\u[0-9A-Fa-f]{4})*")'
-_S = r'"(?:[^"\\\x00-\x1f\x7f]|\\[\\"btnfr]|\\u[0-9A-Fa-f]{4})*"'
-_S1 = r'"(?:[^"\\\x00-\x1f\x7f]|\\[\\"btnfr]|\\u[0-9A-Fa-f]{4})+"'  # not empty
+# A basic string: no raw control characters, only the escapes the writer uses, and no
+# \u escape of a surrogate (not a Unicode scalar value; tomllib rejects it).
+# Written as an "unrolled loop" (plain characters, then escape + plain characters), which
+# is fast and cannot backtrack catastrophically.
+_PLAIN = r'[^"\\\x00-\x1f\x7f]*'
+_ESC = r'\\(?:[\\"btnfr]|u(?![dD][89abAB])[0-9A-Fa-f]{4})'
+_BODY = rf"{_PLAIN}(?:{_ESC}{_PLAIN})*"
+_K = rf'(?:[A-Za-z0-9_-]+|"{_BODY}")'
+_S = rf'"{_BODY}"'
+_S1 = rf'"(?!"){_BODY}"'  # not empty
 # Non-negative numbers that are always finite as floats: at most 20 integer digits and a
 # positive exponent below 100. Anything else (1e300, 1e400, -0.0) takes the slow path.
 _F = r"(?:0|[1-9][0-9]{0,19})(?:\.[0-9]+)?(?:e(?:-[0-9]{1,3}|\+?[0-9]{1,2}))?"
 _I = r"(?:0|[1-9][0-9]{0,17})"
-_DATE = r'"(?:[0-9]{4}-[0-9]{2}-[0-9]{2})?"'
-_RUN = (
-    rf"    \{{ kwh_per_1000 = ({_F}), windows = ([1-9][0-9]{{0,17}}), spread_pct = ({_F}), "
-    rf"date = {_DATE[0]}({_DATE[1:-1]}){_DATE[-1]} \}},\n"
-)
+_W = r"[1-9][0-9]{0,17}"  # windows >= 1
+# Months 01-12 and days 01-31 here; days 29-31 are checked against the calendar.
+_DATE = r"(?:[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01]))?"
 _RUN_LINE = (
-    rf"    \{{ kwh_per_1000 = {_F}, windows = [1-9][0-9]{{0,17}}, spread_pct = {_F}, "
-    rf"date = {_DATE} \}},\n"
+    rf"    \{{ kwh_per_1000 = {_F}, windows = {_W}, spread_pct = {_F}, "
+    rf'date = "{_DATE}" \}},\n'
 )
 _ENTRY = re.compile(
     rf"\n\[hardware\.({_K})\.({_K})\]\n"
@@ -370,20 +433,31 @@ _ENTRY = re.compile(
     rf"pytest_energy_version = ({_S})\n"
     rf"runs = \[\n((?:{_RUN_LINE})+)\]\n"
 )
-_RUN_RE = re.compile(_RUN)
-_HEAD_RE = re.compile(r"(?:#[^\x00-\x08\x0a-\x1f\x7f]*\n)*schema_version = 2\n")
+# Schema 1 as its writer (tomli_w) laid it out: samples one per line, no runs.
+_ENTRY_V1 = re.compile(
+    rf"\n\[hardware\.({_K})\.({_K})\]\n"
+    rf'unit = "kWh/1000 inferences"\n'
+    rf"kwh_per_1000 = {_F}\n"
+    rf"samples = \[\n((?:    {_F},\n)+)\]\n"
+    rf"meter = ({_S1})\n"
+    rf"estimated = (true|false)\n"
+    rf"inferences = ({_I})\n"
+    rf"(?:tokens = ({_I})\n)?"
+    rf"pytest_energy_version = ({_S})\n"
+)
+_RUN_RE = re.compile(
+    rf"    \{{ kwh_per_1000 = ({_F}), windows = ({_W}), spread_pct = ({_F}), "
+    rf'date = "({_DATE})" \}},\n'
+)
+_RUN_DATE = re.compile(r'date = "([0-9-]*)"')
+_HEAD_RE = re.compile(r"(?:#[^\x00-\x08\x0a-\x1f\x7f]*\n)*schema_version = ([12])\n")
 _UNESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|(.))")
 _SHORT = {'"': '"', "\\": "\\", "b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r"}
 
 
 def _unescape_one(match: re.Match[str]) -> str:
     hexdigits, char = match.groups()
-    if hexdigits is None:
-        return _SHORT[char]
-    code = int(hexdigits, 16)
-    if 0xD800 <= code <= 0xDFFF:
-        raise _NotCanonical  # not a Unicode scalar value; tomllib says so
-    return chr(code)
+    return _SHORT[char] if hexdigits is None else chr(int(hexdigits, 16))
 
 
 def _unquote(token: str) -> str:
@@ -405,53 +479,127 @@ def _date_ok(text: str) -> bool:
     return True
 
 
+def _decode(m: re.Match[str]) -> BaselineEntry:
+    """The entry of one :data:`_ENTRY` (or :data:`_ENTRY_V1`) match; every value was
+    validated by the expression."""
+    if m.re is _ENTRY_V1:
+        _hw, _nodeid, lines, meter, estimated, inferences, tokens, version = m.groups()
+        return BaselineEntry(
+            tuple(map(float, lines[4:-2].split(",\n    "))),
+            _unquote(meter),
+            estimated == "true",
+            _unquote(version),
+            int(inferences),
+            None if tokens is None else int(tokens),
+        )
+    _hw, _nodeid, samples, meter, estimated, inferences, tokens, version, runs_text = m.groups()
+    return BaselineEntry(
+        tuple(map(float, samples.split(", "))),
+        _unquote(meter),
+        estimated == "true",
+        _unquote(version),
+        int(inferences),
+        None if tokens is None else int(tokens),
+        tuple(
+            RunSummary(float(kwh), int(windows), float(spread), date)
+            for kwh, windows, spread, date in _RUN_RE.findall(runs_text)
+        ),
+    )
+
+
+class _Tests(Mapping[str, BaselineEntry]):
+    """One hardware's entries, read from canonical text and decoded on first access.
+
+    A plain run looks up a few tests in a file of thousands; the text of each entry has
+    been fully validated by the time this exists, so decoding later cannot fail.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: dict[str, BaselineEntry | re.Match[str]]) -> None:
+        self._items = items
+
+    def __getitem__(self, nodeid: str) -> BaselineEntry:
+        held = self._items[nodeid]
+        if isinstance(held, BaselineEntry):
+            return held
+        entry = self._items[nodeid] = _decode(held)
+        return entry
+
+    def __setitem__(self, nodeid: str, entry: BaselineEntry) -> None:  # for merged() only
+        self._items[nodeid] = entry
+
+    def __contains__(self, nodeid: object) -> bool:
+        return nodeid in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def copy(self) -> _Tests:
+        return _Tests(dict(self._items))
+
+    def _decode_all(self) -> dict[str, BaselineEntry]:
+        items = self._items
+        with _gc_paused():
+            for nodeid, held in items.items():
+                if not isinstance(held, BaselineEntry):
+                    items[nodeid] = _decode(held)
+        return items  # type: ignore[return-value]  # every value is decoded now
+
+    def items(self) -> ItemsView[str, BaselineEntry]:
+        """All entries, decoded in one pass (faster than one lookup at a time)."""
+        return self._decode_all().items()
+
+    def values(self) -> ValuesView[BaselineEntry]:
+        return self._decode_all().values()
+
+    def __repr__(self) -> str:
+        return f"_Tests({len(self)} entries)"
+
+
 def _fast_parse(text: str) -> Baseline:
-    """Read text in exactly the layout :func:`dumps` writes, or raise :class:`_NotCanonical`.
+    """Read text in exactly the layout :func:`dumps` writes (or the schema-1 writer wrote),
+    or raise :class:`_NotCanonical`.
 
     The expressions above admit only values the full validation accepts (non-negative
-    finite numbers, windows >= 1, a non-empty meter, a date or ""); dates are checked for
-    existence once per distinct date.
+    finite numbers, windows >= 1, a non-empty meter, valid strings, dates that exist).
+    Entries are decoded when first looked up.
     """
     head = _HEAD_RE.match(text)
     if head is None:
         raise _NotCanonical
     pos = head.end()
     end = len(text)
-    entries: dict[str, dict[str, BaselineEntry]] = {}
-    by_token: dict[str, dict[str, BaselineEntry]] = {}  # hardware key as spelled
-    good_dates = {""}
-    match = _ENTRY.match
-    run_findall = _RUN_RE.findall
-    run = RunSummary
-    entry = BaselineEntry
+    schema_2 = head.group(1) == "2"
+    entries: dict[str, _Tests] = {}
+    by_token: dict[str, dict[str, BaselineEntry | re.Match[str]]] = {}  # hardware as spelled
+    match = (_ENTRY if schema_2 else _ENTRY_V1).match
     while pos < end:
         m = match(text, pos)
         if m is None:
             raise _NotCanonical
         pos = m.end()
-        hw, nodeid, samples, meter, estimated, inferences, tokens, version, runs_text = m.groups()
-        runs = []
-        for r_kwh, r_windows, r_spread, r_date in run_findall(runs_text):
-            if r_date not in good_dates:
-                if not _date_ok(r_date):
-                    raise _NotCanonical
-                good_dates.add(r_date)
-            runs.append(run(float(r_kwh), int(r_windows), float(r_spread), r_date))
-        tests = by_token.get(hw)
-        if tests is None:
-            tests = by_token[hw] = entries.setdefault(_unquote(hw), {})
+        hw, nodeid = m.group(1, 2)
+        items = by_token.get(hw)
+        if items is None:
+            key = _unquote(hw)
+            if key not in entries:
+                entries[key] = _Tests({})
+            items = by_token[hw] = entries[key]._items
         nodeid = _unquote(nodeid)
-        if nodeid in tests:
+        if nodeid in items:
             raise _NotCanonical  # a duplicate table: tomllib names it
-        tests[nodeid] = entry(
-            tuple(map(float, samples.split(", "))),
-            _unquote(meter),
-            estimated == "true",
-            _unquote(version),
-            int(inferences),
-            None if tokens is None else int(tokens),
-            tuple(runs),
-        )
+        items[nodeid] = m
+        if not schema_2:
+            continue
+        runs = m.group(9)  # only numbers and dates: '-29"' can only end a date
+        if ('-29"' in runs or '-30"' in runs or '-31"' in runs) and not all(
+            _date_ok(date) for date in _RUN_DATE.findall(runs)
+        ):
+            raise _NotCanonical
     return Baseline(entries)
 
 
@@ -604,7 +752,8 @@ def parse(text: str, path: Path = Path("energy-baseline.toml")) -> Baseline:
     if text.startswith("\ufeff"):
         text = text[1:]
     try:
-        return _fast_parse(text)
+        with _gc_paused():
+            return _fast_parse(text)
     except (_NotCanonical, ValueError, OverflowError):
         return _slow_parse(text, path)
 
@@ -692,7 +841,7 @@ def _unencodable(baseline: Baseline) -> str:
 
 
 def _checked_text(path: Path, baseline: Baseline) -> str:
-    """The text to write for ``baseline``, after checking that it reads back to the same."""
+    """The text to write for ``baseline``, after checking that the reader accepts it."""
     refused = "The old file is left unchanged."
     text = dumps(baseline)
     try:
@@ -706,7 +855,7 @@ def _checked_text(path: Path, baseline: Baseline) -> str:
         ) from None
     prefix = f"energy baseline {path}: "
     try:
-        again = parse(text, path)
+        parse(text, path)
     except BaselineError as exc:
         cause = str(exc).removeprefix(prefix).split(". Fix the file by hand")[0]
         raise _problem(
@@ -715,13 +864,6 @@ def _checked_text(path: Path, baseline: Baseline) -> str:
             "A meter or the calling code produced a value the baseline cannot hold (for "
             f"example an infinite window or an empty meter name). {refused}",
         ) from None
-    non_empty = {hw: tests for hw, tests in baseline.entries.items() if tests}
-    if again.entries != non_empty:
-        raise _problem(
-            path,
-            "was not written: the new content reads back different from what was meant",
-            f"This is a bug in pytest-energy; please report it. {refused}",
-        )
     return text
 
 

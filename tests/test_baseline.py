@@ -1061,3 +1061,66 @@ def test_lone_surrogate_in_a_test_id_is_a_baseline_error(tmp_path: Path) -> None
     ):
         update(path, append(HW, "tests/t.py::test_x[\udc80]", entry(1.0)), history=DEFAULT_HISTORY)
     assert not path.exists()
+
+
+@pytest.mark.parametrize(
+    ("date", "ok"),
+    [("2028-02-29", True), ("2026-02-29", False), ("2026-04-31", False), ("2026-12-31", True)],
+)
+def test_canonical_text_checks_the_calendar(date: str, ok: bool) -> None:
+    text = SCHEMA_2_ENTRY.replace("2026-11-30", date)
+    if ok:
+        got = parse(text).get(HW, "tests/test_llm.py::test_generate[bs=8]")
+        assert got is not None and got.runs[0].date == date
+    else:
+        with pytest.raises(BaselineError, match=f"has runs\\[0\\] that has date = '{date}'"):
+            parse(text)
+
+
+def _schema_1_text(baseline: Baseline) -> str:
+    """What the schema-1 writer (tomli_w, no runs) wrote for ``baseline``."""
+    import tomli_w
+
+    document: dict[str, object] = {"schema_version": 1}
+    hardware = {
+        hw: {
+            nodeid: {k: v for k, v in tests[nodeid].to_toml().items() if k != "runs"}
+            for nodeid in sorted(tests)
+        }
+        for hw, tests in sorted(baseline.entries.items())
+        if tests
+    }
+    if hardware:
+        document["hardware"] = hardware
+    return "# pytest-energy baseline\n# schema 1\n" + tomli_w.dumps(document)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_baseline_strategy)
+def test_schema_1_files_read_the_same_by_both_readers(original: Baseline) -> None:
+    text = _schema_1_text(original)
+    fast = parse(text)
+    slow = parse(text.replace("schema_version = 1\n", "schema_version = 1\n# slow path\n", 1))
+    assert fast == slow == Baseline({hw: t for hw, t in original.entries.items() if t})
+
+
+def test_schema_1_entries_are_rewritten_as_schema_2_by_an_update(tmp_path: Path) -> None:
+    path = tmp_path / "energy-baseline.toml"
+    path.write_text(_schema_1_text(sample_baseline()), encoding="utf-8")
+    assert "samples = [\n    0.0121,\n" in path.read_text(encoding="utf-8")
+    assert load(path) == sample_baseline()
+    update(path, append(HW, "new", entry(2.0)), history=DEFAULT_HISTORY)
+    text = path.read_text(encoding="utf-8")
+    assert text == dumps(load(path))
+    assert "schema_version = 2\n" in text and "samples = [\n" not in text
+    assert text.count("runs = [\n") == 4
+    assert load(path) == Baseline(
+        {**sample_baseline().entries, HW: {**sample_baseline().entries[HW], "new": entry(2.0)}}
+    )
+
+
+def test_a_new_run_is_stored_rounded() -> None:
+    unrounded = RunSummary(0.012345678901, 10, 2.459670025013161, "2026-12-01")
+    got = Baseline().merged(append(HW, "t", with_runs(unrounded)), history=5).get(HW, "t")
+    assert got is not None
+    assert got.runs == (RunSummary(0.0123457, 10, 2.46, "2026-12-01"),)
