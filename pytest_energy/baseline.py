@@ -48,7 +48,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import ItemsView, Iterator, Mapping, Sequence, ValuesView
+from collections.abc import ItemsView, Iterator, Mapping, ValuesView
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,7 @@ from typing import Any
 from . import validate
 from .errors import BaselineError
 from .fileio import atomic_write_text
-from .stats import median
+from .stats import SPREAD_DIGITS, RunSummary, median, round_sample
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -67,12 +67,6 @@ SCHEMA_VERSION = 2
 UNIT = "kWh/1000 inferences"
 #: Runs kept per entry unless the caller says otherwise (``--energy-history``).
 DEFAULT_HISTORY = 5
-#: Significant digits of every stored sample: the one rounding rule (see :func:`round_sample`).
-SAMPLE_DIGITS = 6
-#: Significant digits of a run's spread_pct.
-SPREAD_DIGITS = 3
-#: Scale factor that makes the median absolute deviation estimate a normal standard deviation.
-MAD_TO_SD = 1.4826
 
 _ENTRY_KEYS = {
     "unit",
@@ -86,46 +80,6 @@ _ENTRY_KEYS = {
 }
 _ENTRY_KEYS_V2 = _ENTRY_KEYS | {"runs"}
 _RUN_KEYS = ("kwh_per_1000", "windows", "spread_pct", "date")
-
-
-def round_sample(x: float) -> float:
-    """``x`` to :data:`SAMPLE_DIGITS` significant digits: the one rounding rule for samples.
-
-    The plugin rounds each window's kWh/1000 with this once; the baseline, the JSON report
-    and the xdist transport then carry the same numbers, so they never disagree.
-    """
-    return float(f"{x:.{SAMPLE_DIGITS}g}")
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """One recorded run of a test: its median, window count, robust spread and UTC date."""
-
-    kwh_per_1000: float
-    windows: int
-    spread_pct: float
-    """1.4826 x the median absolute deviation over the median, in percent."""
-    date: str
-    """``YYYY-MM-DD`` (UTC), or ``""`` when unknown (runs migrated from schema 1)."""
-
-    @classmethod
-    def of(cls, samples: Sequence[float], date: str) -> RunSummary:
-        """Summarise a run's windows; the spread is 0 for fewer than 2 samples or a 0 median.
-
-        The median is rounded like a sample and the spread to :data:`SPREAD_DIGITS`
-        significant digits, so that a run's line in the file stays short and stable.
-        """
-        center = median(samples)
-        spread = 0.0
-        if len(samples) >= 2 and center != 0:
-            mad = median([abs(x - center) for x in samples])
-            spread = MAD_TO_SD * mad / center * 100.0
-        return cls(
-            kwh_per_1000=round_sample(center),
-            windows=len(samples),
-            spread_pct=float(f"{spread:.{SPREAD_DIGITS}g}"),
-            date=date,
-        )
 
 
 def _stored_run(run: RunSummary) -> RunSummary:

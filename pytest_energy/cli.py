@@ -42,7 +42,7 @@ from .settings import (
     parse_percent,
     parse_probability,
 )
-from .stats import Status, compare
+from .stats import Status, compare, round_sample
 
 EXIT_OK = 0
 EXIT_FOUND = 1
@@ -102,12 +102,6 @@ def read_source(path: Path) -> Source:
     except ReportError as exc:
         raise InputError(str(exc)) from None
     return Source(path, kind, report_entries(report), dict(report.run))
-
-
-def round_sample(value: float) -> float:
-    """A sample as the baseline stores it: 6 significant digits (reports written before
-    the samples were rounded upstream hold them unrounded)."""
-    return float(f"{value:.6g}")
 
 
 def report_entries(report: Report) -> dict[str, dict[str, BaselineEntry]]:

@@ -286,7 +286,8 @@ class EnergyReporter:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, REPORT_ATTR, None)
-        if report.when != "call" or report.outcome == "rerun" or not data:
+        rerun = str(report.outcome) == "rerun"  # pytest-rerunfailures: a retried attempt
+        if report.when != "call" or rerun or not data:
             return
         from .results import from_dict
 

@@ -19,12 +19,8 @@ from typing import Any, TypeVar
 from .errors import CounterWentBackwards, MeasurementError, MeterError
 from .meters.base import Meter, counters, is_deterministic, observe, provenance, update_period_s
 from .settings import PERIODS_PER_WINDOW
-from .stats import median
+from .stats import median, round_sample
 
-#: Significant digits kept per sample (kWh per 1,000 inferences of one window): far finer than
-#: any meter's repeatability, short enough for a reviewable baseline diff. Applied once, here,
-#: so the baseline, the JSON report and the xdist transport carry the same numbers.
-SAMPLE_DIGITS = 6
 #: Timed calibration calls after the warm-up. The median of these sets the calls per window,
 #: so one slow call (a CUDA context, lazy loading, autotuning) cannot shrink every window.
 CALIBRATION_CALLS = 3
@@ -43,11 +39,6 @@ Guard = Callable[[], AbstractContextManager[object]]
 def kwh_per_1000(energy_j: float, inferences: int) -> float:
     """Joules for ``inferences`` inferences to kWh per 1,000 inferences."""
     return energy_j / inferences * 1000.0 / J_PER_KWH
-
-
-def round_sample(value: float) -> float:
-    """A sample as stored and compared everywhere: :data:`SAMPLE_DIGITS` significant digits."""
-    return float(f"{value:.{SAMPLE_DIGITS}g}")
 
 
 @dataclass(frozen=True)

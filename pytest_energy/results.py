@@ -181,7 +181,8 @@ def to_dict(result: EnergyResult) -> dict[str, Any]:
     It rides on the test's report from an xdist worker to the controller, so every number
     is a built-in ``float``/``int`` (a meter's ``numpy.float32`` would kill execnet).
     """
-    return _plain(asdict(result))
+    plain: dict[str, Any] = _plain(asdict(result))
+    return plain
 
 
 def _plain(value: Any) -> Any:

@@ -330,7 +330,7 @@ def entry_of(result: EnergyResult) -> BaselineEntry:
         pytest_energy_version=__version__,
         inferences=m.inferences,
         tokens=m.tokens,
-        runs=(baseline_io.RunSummary.of(m.samples, date=_utc_date(m.windows[0].start_unix_s)),),
+        runs=(stats.RunSummary.of(m.samples, date=_utc_date(m.windows[0].start_unix_s)),),
     )
 
 

@@ -555,7 +555,7 @@ def test_run_summary_of() -> None:
 
 
 def test_round_sample_is_six_significant_digits() -> None:
-    from pytest_energy.baseline import SAMPLE_DIGITS, round_sample
+    from pytest_energy.stats import SAMPLE_DIGITS, round_sample
 
     assert SAMPLE_DIGITS == 6
     assert round_sample(0.0123456789) == 0.0123457

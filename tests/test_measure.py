@@ -516,7 +516,8 @@ def test_interleave_alternates_and_keeps_own_windows() -> None:
         meter.add(5.0)
 
     windows_a, windows_b = rec.interleave(a, b, inferences=2, tokens=7)
-    assert order == ["A", "B"] + ["A", "B", "B", "A", "A", "B"]  # warm-ups, then ABBA
+    warm_ups, windows = ["A", "B"], ["A", "B", "B", "A", "A", "B"]  # ABBA: A B, B A, A B
+    assert order == [*warm_ups, *windows]
     assert [w.energy_j for w in windows_a] == [1.0] * 3
     assert [w.energy_j for w in windows_b] == [5.0] * 3
     assert all((w.inferences, w.tokens) == (2, 7) for w in windows_a + windows_b)

@@ -357,7 +357,7 @@ def test_rounds_auto_or_a_number(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("report", ["json", "markdown", "html"])
 def test_a_report_on_the_baseline_path_is_refused(tmp_path: Path, report: str) -> None:
-    with pytest.raises(ConfigError, match="both name .*destroy the other"):
+    with pytest.raises(ConfigError, match=r"both name .*destroy the other"):
         build({report: "energy-baseline.toml"}, tmp_path)
 
 

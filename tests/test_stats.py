@@ -466,7 +466,8 @@ NOISE10 = [1.00, 1.01, 0.99, 1.02, 0.98, 1.00, 1.01, 0.99, 1.00, 1.00]
 def test_run_summary_of_samples() -> None:
     run = RunSummary.of([5.0, 1.0, 4.0, 2.0, 3.0], "2026-12-01")
     # median 3, absolute deviations 2 1 0 1 2 -> MAD 1
-    assert run == RunSummary(3.0, 5, pytest.approx(1.4826 / 3.0 * 100.0), "2026-12-01")
+    # the spread is stored to 3 significant digits: 1.4826 / 3 * 100 = 49.42 -> 49.4
+    assert run == RunSummary(3.0, 5, 49.4, "2026-12-01")
     assert RunSummary.of([2.0], "").spread_pct == 0.0
     assert RunSummary.of([0.0, 0.0, 1.0], "").spread_pct == 0.0  # median 0: no relative spread
 

@@ -85,7 +85,7 @@ def is_deterministic(meter: Meter) -> bool:
 def observe(meter: Meter) -> AbstractContextManager[object]:
     """The meter's ``observe()`` context, or one that does nothing."""
     method = getattr(meter, "observe", None)
-    return method() if callable(method) else contextlib.nullcontext()  # type: ignore[no-any-return]
+    return method() if callable(method) else contextlib.nullcontext()
 
 
 def counters(meter: Meter) -> dict[str, float]:
