@@ -241,6 +241,33 @@ class OpCounter:
 
     # -- costing ----------------------------------------------------------------------------
 
+    def _key(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Any:
+        """The cache key of one call: the op, and the signatures of its arguments and output.
+
+        A flat loop over the arguments: this runs for every op in a window.
+        """
+        tensor = self._tensor
+        parts: list[Any] = [id(func)]
+        append = parts.append
+        for value in args:
+            if isinstance(value, tensor):
+                append(value.shape)
+                append(value.dtype)
+            elif value is None or value.__class__ is bool:
+                append(value)
+            elif isinstance(value, (list, tuple, dict)):
+                append(self._signature(value))
+            else:
+                append(value.__class__)
+        if isinstance(out, tensor):
+            append(out.shape)
+            append(out.dtype)
+        else:
+            append(self._signature(out))
+        if kwargs:
+            append(self._signature(kwargs))
+        return tuple(parts)
+
     def _signature(self, value: Any) -> Any:
         if isinstance(value, self._tensor):
             return (value.shape, value.dtype)
@@ -279,13 +306,7 @@ class OpCounter:
     ) -> OpCost | None:
         if kind in (_ZERO, _DECOMPOSE):
             return None
-        signature = self._signature
-        key = (
-            id(func),
-            signature(args),
-            signature(out),
-            signature(kwargs) if kwargs else None,
-        )
+        key = self._key(func, args, kwargs, out)
         try:
             return self._costs[key]
         except KeyError:
