@@ -7,7 +7,8 @@ shapes and dtypes) combination; later calls with the same signature reuse the ca
 Rules, in order:
 
 0. Operations defined by other operations (CompositeImplicitAutograd, e.g.
-   ``aten.scaled_dot_product_attention`` under ``torch.inference_mode()``) are decomposed,
+   ``aten.scaled_dot_product_attention``, ``aten.to``, ``aten.reshape`` under
+   ``torch.inference_mode()``) are decomposed, so casts and copying reshapes are kernels,
    and the operations they run are counted. ``aten.linear``, the commonest, is costed whole,
    with the figures of its ``t`` + ``addmm`` decomposition (2 FLOPs per multiply-add; input,
    weight, bias read, output written).
@@ -201,14 +202,17 @@ class OpCounter:
     def _classify(self, func: Any) -> int:
         packet = getattr(func, "overloadpacket", func)
         name = getattr(packet, "__name__", str(packet)).split(".")[-1]
-        if name in _ZERO_COST_NAMES or getattr(func, "is_view", False):
+        if name in _ZERO_COST_NAMES:
             return _ZERO
         if packet in self._registry:
             return _FORMULA
         if name == "linear":  # costed whole: the same figures as its t + addmm decomposition
             return _LINEAR
+        # before the view test: reshape, flatten ... are views only when no copy is needed
         if self._composite(func):
             return _DECOMPOSE
+        if getattr(func, "is_view", False):
+            return _ZERO
         if "scaled_dot_product" in name and "attention" in name and "backward" not in name:
             return _ATTENTION
         if name == "_int_mm":
