@@ -163,6 +163,23 @@ def test_views_are_free_and_not_kernels(meter: RooflineMeter) -> None:
     assert counts == {"flops": 0.0, "bytes": 0.0, "kernels": 0.0, "joules": 0.0}
 
 
+def test_a_reshape_that_copies_is_counted_under_inference_mode(meter: RooflineMeter) -> None:
+    x = torch.randn(6, 4).t()  # not contiguous: reshape must copy
+    counts = window(meter, lambda: x.reshape(24))  # window() runs under inference_mode
+    assert counts["kernels"] == 1
+    assert counts["bytes"] == 2 * 24 * FP32
+    assert window(meter, lambda: x.reshape(4, 6))["kernels"] == 0  # a view: free
+
+
+def test_a_cast_is_a_kernel_under_inference_mode(meter: RooflineMeter) -> None:
+    # aten.to's schema says it may return its input, so it looks like a view; it is not
+    x = torch.randn(8, 8)
+    counts = window(meter, lambda: x.to(torch.float16))
+    assert counts["kernels"] == 1
+    assert counts["bytes"] == 64 * FP32 + 64 * 2
+    assert window(meter, lambda: x.to(torch.float32))["kernels"] == 0  # already fp32: no copy
+
+
 def test_pointwise_and_reduction_rules(meter: RooflineMeter) -> None:
     x = torch.randn(10, 20)
     counts = window(meter, lambda: torch.relu(x))

@@ -7,7 +7,8 @@ shapes and dtypes) combination; later calls with the same signature reuse the ca
 Rules, in order:
 
 0. Operations defined by other operations (CompositeImplicitAutograd, e.g.
-   ``aten.scaled_dot_product_attention`` under ``torch.inference_mode()``) are decomposed,
+   ``aten.scaled_dot_product_attention``, ``aten.to``, ``aten.reshape`` under
+   ``torch.inference_mode()``) are decomposed, so casts and copying reshapes are kernels,
    and the operations they run are counted. ``aten.linear``, the commonest, is costed whole,
    with the figures of its ``t`` + ``addmm`` decomposition (2 FLOPs per multiply-add; input,
    weight, bias read, output written).
@@ -201,14 +202,17 @@ class OpCounter:
     def _classify(self, func: Any) -> int:
         packet = getattr(func, "overloadpacket", func)
         name = getattr(packet, "__name__", str(packet)).split(".")[-1]
-        if name in _ZERO_COST_NAMES or getattr(func, "is_view", False):
+        if name in _ZERO_COST_NAMES:
             return _ZERO
         if packet in self._registry:
             return _FORMULA
         if name == "linear":  # costed whole: the same figures as its t + addmm decomposition
             return _LINEAR
+        # before the view test: reshape, flatten ... are views only when no copy is needed
         if self._composite(func):
             return _DECOMPOSE
+        if getattr(func, "is_view", False):
+            return _ZERO
         if "scaled_dot_product" in name and "attention" in name and "backward" not in name:
             return _ATTENTION
         if name == "_int_mm":
@@ -240,6 +244,33 @@ class OpCounter:
             return False
 
     # -- costing ----------------------------------------------------------------------------
+
+    def _key(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Any:
+        """The cache key of one call: the op, and the signatures of its arguments and output.
+
+        A flat loop over the arguments: this runs for every op in a window.
+        """
+        tensor = self._tensor
+        parts: list[Any] = [id(func)]
+        append = parts.append
+        for value in args:
+            if isinstance(value, tensor):
+                append(value.shape)
+                append(value.dtype)
+            elif value is None or value.__class__ is bool:
+                append(value)
+            elif isinstance(value, (list, tuple, dict)):
+                append(self._signature(value))
+            else:
+                append(value.__class__)
+        if isinstance(out, tensor):
+            append(out.shape)
+            append(out.dtype)
+        else:
+            append(self._signature(out))
+        if kwargs:
+            append(self._signature(kwargs))
+        return tuple(parts)
 
     def _signature(self, value: Any) -> Any:
         if isinstance(value, self._tensor):
@@ -279,13 +310,7 @@ class OpCounter:
     ) -> OpCost | None:
         if kind in (_ZERO, _DECOMPOSE):
             return None
-        signature = self._signature
-        key = (
-            id(func),
-            signature(args),
-            signature(out),
-            signature(kwargs) if kwargs else None,
-        )
+        key = self._key(func, args, kwargs, out)
         try:
             return self._costs[key]
         except KeyError:
