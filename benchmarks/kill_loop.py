@@ -180,6 +180,9 @@ class KillLoopResult:
     stray_files: list[str] = field(default_factory=list)
     lock_file: bool = False
     update_after_kills_ok: bool = False
+    forced: int = 0
+    """Children that outlived the signal by CHILD_GRACE_S (SIGINT on a loaded machine) and
+    were killed with SIGKILL, so that none is left running."""
 
     @property
     def corrupted(self) -> int:
@@ -219,6 +222,22 @@ def _temp_files(directory: Path) -> set[str]:
     prefix = f".{BASELINE_NAME}."
     with os.scandir(directory) as entries:
         return {e.name for e in entries if e.name.startswith(prefix) and e.name.endswith(".tmp")}
+
+
+#: How long a signalled child may take to exit before it is killed outright.
+CHILD_GRACE_S = 60.0
+
+
+def _reap(proc: subprocess.Popen[str], grace_s: float = CHILD_GRACE_S) -> bool:
+    """Wait for ``proc`` to exit; after ``grace_s`` kill it. ``False`` when it had to be
+    killed: a child is never left spinning, whatever the signal and the machine's load."""
+    try:
+        proc.wait(timeout=grace_s)
+        return True
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return False
 
 
 def _wait_for_new_temp(directory: Path, known: set[str], timeout_s: float) -> bool:
@@ -321,7 +340,8 @@ def kill_loop(
         else:
             time.sleep(rng.uniform(0.0, max_delay_s))
         proc.send_signal(sig)
-        proc.wait(timeout=60)
+        if not _reap(proc):
+            result.forced += 1
         assert proc.stdout is not None
         proc.stdout.close()
         result.kills_by_mode[mode] += 1
@@ -407,7 +427,7 @@ def race(directory: Path, updates: int, *, use_lock: bool = True) -> RaceResult:
         proc.stdin.flush()
     codes = []
     for proc in writers:
-        codes.append(proc.wait(timeout=600))
+        codes.append(proc.returncode if _reap(proc, grace_s=600) else -9)
         for stream in (proc.stdin, proc.stdout):
             if stream is not None:
                 stream.close()

@@ -1485,3 +1485,24 @@ def test_fault_numpy_readings_and_a_non_utf8_file_name_still_write_every_report(
     assert test["samples"] == [pytest.approx(0.001, rel=1e-6)] * 3
     assert "test_caf\\xe9.py::test_ok" in (pytester.path / "e.md").read_text("utf-8")
     assert "test_caf\\xe9.py::test_ok" in (pytester.path / "e.html").read_text("utf-8")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_kill_loop_never_leaves_a_child_running(kill_loop: ModuleType) -> None:
+    """A child that outlives its signal (SIGINT under load) is killed, not left spinning."""
+    import subprocess
+
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nprint('ready', flush=True)\ntime.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and child.stdout.readline() == "ready\n"
+    child.send_signal(signal.SIGINT)
+    assert kill_loop._reap(child, grace_s=0.2) is False
+    assert child.returncode == -signal.SIGKILL
+    child.stdout.close()
