@@ -42,7 +42,14 @@ from .settings import (
     parse_percent,
     parse_probability,
 )
-from .stats import Status, compare, round_sample
+from .stats import (
+    DEFAULT_RUN_SPREAD_PCT,
+    Status,
+    coefficient_of_variation,
+    compare,
+    median,
+    round_sample,
+)
 
 EXIT_OK = 0
 EXIT_FOUND = 1
@@ -129,10 +136,8 @@ def _table(
             c.rjust(widths[i]) if i in numeric else c.ljust(widths[i]) for i, c in enumerate(cells)
         ).rstrip()
 
-    print(line(header), file=out)
-    print("  ".join("-" * w for w in widths), file=out)
-    for row in rows:
-        print(line(row), file=out)
+    lines = [line(header), "  ".join("-" * w for w in widths), *map(line, rows)]
+    out.write("\n".join(lines) + "\n")  # one write: a 50,000-row table is one syscall
 
 
 # -- show ---------------------------------------------------------------------------------
@@ -166,16 +171,37 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
                 e.meter,
                 "yes" if e.estimated else "no",
                 e.pytest_energy_version or "-",
+                *_runs(e),
             ]
             for nodeid, e in sorted(tests.items())
         ]
         _table(
-            ["test", "kWh/1000", "windows", "inferences", "meter", "estimated", "version"],
+            [
+                *("test", "kWh/1000", "windows", "inferences", "meter", "estimated", "version"),
+                *("runs", "run spread", "run medians (oldest first)", "last run"),
+            ],
             rows,
-            {1, 2, 3},
+            {1, 2, 3, 7, 8},
             out,
         )
     return EXIT_OK
+
+
+def _runs(entry: BaselineEntry) -> list[str]:
+    """The entry's recorded runs: count, run-to-run spread, medians and the last date."""
+    medians = [run.kwh_per_1000 for run in entry.runs]
+    spread = "-"
+    if len(medians) >= 2:
+        center = median(medians)
+        if center > 0:
+            spread = f"{coefficient_of_variation(medians) * 100:.2g}%"
+    dates = [run.date for run in entry.runs if run.date]
+    return [
+        str(len(entry.runs)),
+        spread,
+        " ".join(fmt_num(x) for x in medians),
+        dates[-1] if dates else "-",
+    ]
 
 
 # -- compare ------------------------------------------------------------------------------
@@ -217,7 +243,16 @@ def compare_sources(old: Source, new: Source, *, tolerance_pct: float, alpha: fl
                     Row(nodeid, hardware, before.kwh_per_1000, entry.kwh_per_1000, "-", verdict)
                 )
                 continue
-            c = compare(entry.samples, before.samples, tolerance_pct=tolerance_pct, alpha=alpha)
+            deterministic = _deterministic_meter(entry.meter)
+            c = compare(
+                entry.samples,
+                before.samples,
+                tolerance_pct=tolerance_pct,
+                alpha=alpha,
+                history=before.runs,
+                run_spread_pct=None if deterministic else _prior_spread(entry),
+                deterministic=deterministic,
+            )
             change = f"{c.change_pct:+.1f}%" if math.isfinite(c.change_pct) else "+inf%"
             verdict = c.status.value + (" (low confidence)" if c.low_confidence else "")
             rows.append(
@@ -239,6 +274,23 @@ def compare_sources(old: Source, new: Source, *, tolerance_pct: float, alpha: fl
                     Row(nodeid, hardware, entry.kwh_per_1000, None, "-", "missing: not in NEW")
                 )
     return rows
+
+
+def _deterministic_meter(name: str) -> bool:
+    """Whether ``name`` is a built-in meter whose figures depend on the work alone."""
+    from .meters import BUILTIN, resolve
+
+    if name not in BUILTIN:
+        return False
+    try:
+        return getattr(resolve(name), "deterministic", False) is True
+    except ConfigError:
+        return False
+
+
+def _prior_spread(entry: BaselineEntry) -> float:
+    """The gate's prior run-to-run spread for the entry's kind of meter."""
+    return DEFAULT_RUN_SPREAD_PCT["estimated" if entry.estimated else "measured"]
 
 
 _INI_FILES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")

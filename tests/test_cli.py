@@ -83,9 +83,36 @@ def test_show_lists_entries_by_hardware(tmp_path: Path, capsys: pytest.CaptureFi
         "codecarbon",
         "yes",
         __version__,
+        # its run history: one run (a schema-1 entry), no spread, no date
+        "1",
+        "-",
+        "0.0004059",
+        "-",
     ]
     gpu = next(line for line in lines if "test_embed" in line)
-    assert gpu.split() == [BERT, "0.002", "8", "512", "nvml", "no", __version__]
+    assert gpu.split()[:7] == [BERT, "0.002", "8", "512", "nvml", "no", __version__]
+
+
+def test_show_lists_each_entrys_recorded_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_energy.stats import RunSummary
+
+    runs = tuple(
+        RunSummary(kwh, 10, 1.0, f"2026-11-{day:02d}")
+        for day, kwh in ((27, 0.00200), (28, 0.00204), (30, 0.00196))
+    )
+    entry = BaselineEntry(
+        samples=(0.00196,) * 10, meter="nvml", estimated=False,
+        pytest_energy_version=__version__, inferences=10, runs=runs,
+    )  # fmt: skip
+    path = tmp_path / "b.toml"
+    baseline_io.save(path, Baseline({data.GPU: {BERT: entry}}))
+    code, out, _ = run(capsys, "show", path)
+    assert code == 0
+    (line,) = [x for x in out.splitlines() if x.startswith(BERT)]
+    assert line.split()[7:] == ["3", "2%", "0.002", "0.00204", "0.00196", "2026-11-30"]
+    assert "run medians (oldest first)" in out
 
 
 def test_show_defaults_to_the_baseline_in_the_current_directory(
@@ -429,10 +456,12 @@ def test_runs_as_a_module(tmp_path: Path) -> None:
 # -- compare: the run's tolerance, the ini's, the option's ------------------------------------
 
 
-def _pair(tmp_path: Path, tolerance_pct: float | None) -> tuple[Path, Path]:
-    """OLD and NEW reports of a +5% change, recording ``tolerance_pct`` in their run."""
+def _pair(
+    tmp_path: Path, tolerance_pct: float | None, new_kwh: float = 0.0021
+) -> tuple[Path, Path]:
+    """OLD and NEW reports of a +5% change (or to ``new_kwh``), recording ``tolerance_pct``."""
     paths = []
-    for name, kwh in (("old.json", 0.0020), ("new.json", 0.0021)):
+    for name, kwh in (("old.json", 0.0020), ("new.json", new_kwh)):
         results = [bert(kwh)]
         info = RunInfo.create(results, now=data.NOW, tolerance_pct=tolerance_pct)
         path = tmp_path / name
@@ -444,10 +473,12 @@ def _pair(tmp_path: Path, tolerance_pct: float | None) -> tuple[Path, Path]:
 def test_compare_uses_the_tolerance_recorded_in_the_reports(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    old, new = _pair(tmp_path, 10.0)
+    # +12%: beyond what the prior run-to-run spread explains for a one-run OLD (the gate's
+    # rule), so the tolerance decides
+    old, new = _pair(tmp_path, 15.0, new_kwh=0.00224)
     code, out, _ = run(capsys, "compare", old, new)
     assert code == 0, out
-    assert f"rule: tolerance 10% (recorded in {new})" in out
+    assert f"rule: tolerance 15% (recorded in {new})" in out
     code, out, _ = run(capsys, "compare", old, new, "--tolerance", "3")
     assert code == 1 and "rule: tolerance 3% (--tolerance)" in out
 
