@@ -24,7 +24,7 @@ from .errors import (
 if TYPE_CHECKING:
     from .measure import Measurement, Window
     from .meters.base import Meter
-    from .plugin import EnergyFixture
+    from .fixture import EnergyFixture
 
 __all__ = [
     "BaselineError",
@@ -43,7 +43,7 @@ __all__ = [
 
 
 _LAZY = {
-    "EnergyFixture": "pytest_energy.plugin",
+    "EnergyFixture": "pytest_energy.fixture",
     "Measurement": "pytest_energy.measure",
     "Window": "pytest_energy.measure",
     "Meter": "pytest_energy.meters.base",

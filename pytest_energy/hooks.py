@@ -94,6 +94,7 @@ class EnergyPlugin:
         self.factory = factory
         self.carbon = carbon
         self._session: EnergySession | None = None
+        self._attempt_hooks: AttemptHooks | None = None
 
     # -- state -------------------------------------------------------------------------
     @property
@@ -132,12 +133,16 @@ class EnergyPlugin:
             except ConfigError as exc:
                 problems.append(f"{item.nodeid}: @pytest.mark.energy_budget {exc}")
                 continue
-            item.stash[attempt_key] = self._new_attempt(item, parsed)
-            candidates += parsed is not None or "energy" in getattr(item, "fixturenames", ())
+            if parsed is not None or "energy" in getattr(item, "fixturenames", ()):
+                # only these can measure: other tests carry no energy state at all
+                item.stash[attempt_key] = self._new_attempt(item, parsed)
+                candidates += 1
         if problems:
             raise pytest.UsageError(
                 "pytest-energy: invalid energy_budget marker arguments:\n  " + "\n  ".join(problems)
             )
+        if candidates:
+            self.measure_tests()
         if candidates and not self.settings.disable and _runs_tests(config):
             try:  # a corrupt baseline stops the run before any test; no meter is touched
                 self.session().baseline  # noqa: B018
@@ -151,12 +156,12 @@ class EnergyPlugin:
             session=None if self.settings.disable else self.session,
         )
 
-    # -- one attempt -------------------------------------------------------------------
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        previous = self.attempt(item)
-        if previous is not None:  # every attempt (a rerun too) starts clean
-            item.stash[attempt_key] = self._new_attempt(item, previous.budget)
+    def measure_tests(self) -> None:
+        """Register the per-test hooks: only sessions with energy tests pay for them."""
+        if self.settings.disable or self._attempt_hooks is not None:
+            return
+        self._attempt_hooks = AttemptHooks(self)
+        self.config.pluginmanager.register(self._attempt_hooks, "energy-attempts")
 
     def fixture(self, request: pytest.FixtureRequest) -> EnergyFixture:
         item = request.node
@@ -164,11 +169,36 @@ class EnergyPlugin:
         if attempt is None:  # a test outside the collected items (rare plugins do this)
             attempt = self._new_attempt(item, None)
             item.stash[attempt_key] = attempt
+        self.measure_tests()  # a test may ask for the fixture by name at run time
         return EnergyFixture(attempt, skip=pytest.skip)
+
+    # -- end -----------------------------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        energy = self._session
+        if energy is None:
+            return
+        try:
+            energy.close()
+        except MeterError as exc:
+            energy.warnings.append(str(exc))
+
+
+class AttemptHooks:
+    """The hooks of each test attempt, registered once a session has an energy test."""
+
+    def __init__(self, plugin: EnergyPlugin) -> None:
+        self.plugin = plugin
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        previous = self.plugin.attempt(item)
+        if previous is not None:  # every attempt (a rerun too) starts clean
+            item.stash[attempt_key] = self.plugin._new_attempt(item, previous.budget)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
-        attempt = self.attempt(item)
+        attempt = self.plugin.attempt(item)
         if (
             attempt is None
             or attempt.budget is None
@@ -203,7 +233,7 @@ class EnergyPlugin:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
-        attempt = self.attempt(item)
+        attempt = self.plugin.attempt(item)
         if report.when != "call" or attempt is None or attempt.session is None:
             return report
         error = call.excinfo.value if call.excinfo is not None else None
@@ -234,7 +264,7 @@ class EnergyPlugin:
                     "energy.measure(inferences=N):` around the inference."
                 )
             return
-        session = self.session()
+        session = self.plugin.session()
         budget = attempt.budget
         result = session.judge(
             item.nodeid,
@@ -245,8 +275,8 @@ class EnergyPlugin:
         decision = gate.decide(
             result,
             report.outcome,
-            updating=self.settings.update_baseline,
-            strict=self.settings.strict,
+            updating=self.plugin.settings.update_baseline,
+            strict=self.plugin.settings.strict,
         )
         attempt.result = decision.result
         report.outcome = decision.outcome  # type: ignore[assignment]
@@ -260,17 +290,6 @@ class EnergyPlugin:
             REPORT_ATTR,
             {"record": to_dict(decision.result), "selection": session.selection},
         )
-
-    # -- end -----------------------------------------------------------------------------
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        energy = self._session
-        if energy is None:
-            return
-        try:
-            energy.close()
-        except MeterError as exc:
-            energy.warnings.append(str(exc))
 
 
 class EnergyReporter:
