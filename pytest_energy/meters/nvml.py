@@ -14,6 +14,12 @@ as shared.
 
 ``pynvml`` is imported, and NVML initialised, only when a meter is built, never when this
 module is imported.
+
+The meter is this module. Its parts live beside it, and their public names are re-exported
+here: :mod:`~pytest_energy.meters.nvml_devices` (visible GPUs, UUID and PCI bus id matching,
+MIG, ordering), :mod:`~pytest_energy.meters.nvml_errors` (NVML error codes to typed
+exceptions and fixes) and :mod:`~pytest_energy.meters.power` (the generic power integrator
+and poller used on GPUs without an energy counter).
 """
 
 from __future__ import annotations
@@ -21,58 +27,83 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-import re
-import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pytest_energy.errors import MeterError, MeterUnavailable
+from pytest_energy.meters.nvml_devices import (
+    GPU_LIST_FIX,
+    GpuInfo,
+    find_gpus,
+    hardware_label,
+    ordering_is_uncertain,
+    pci_sort_key,
+    resolve_visible_gpus,
+)
+from pytest_energy.meters.nvml_errors import (
+    DRIVER_FIX,
+    INSTALL_FIX,
+    METER_NAME,
+    NVML_ERROR_DRIVER_NOT_LOADED,
+    NVML_ERROR_FUNCTION_NOT_FOUND,
+    NVML_ERROR_GPU_IS_LOST,
+    NVML_ERROR_GPU_NOT_FOUND,
+    NVML_ERROR_INVALID_ARGUMENT,
+    NVML_ERROR_LIB_RM_VERSION_MISMATCH,
+    NVML_ERROR_LIBRARY_NOT_FOUND,
+    NVML_ERROR_NO_PERMISSION,
+    NVML_ERROR_NOT_FOUND,
+    NVML_ERROR_NOT_SUPPORTED,
+    NVML_ERROR_RESET_REQUIRED,
+    UNSUPPORTED_CODES,
+    NvmlError,
+    NvmlGpuLost,
+    device_error,
+    error_code,
+    init_unavailable,
+    query_unavailable,
+)
+from pytest_energy.meters.power import DEFAULT_POLL_INTERVAL_S, PowerIntegrator, PowerPoller
 
-METER_NAME = "nvml"
-INSTALL_FIX = "pip install 'pytest-energy[nvml]'"
-DRIVER_FIX = (
-    "install the NVIDIA driver and check that `nvidia-smi` lists the GPU (in a container, "
-    f"start it with the NVIDIA container toolkit, e.g. `--gpus all`), and {INSTALL_FIX}"
-)
-GPU_LIST_FIX = (
-    "set CUDA_VISIBLE_DEVICES to GPU indices or to GPU-/MIG- UUIDs shown by `nvidia-smi -L`, "
-    "or unset it to meter every GPU"
-)
+__all__ = [
+    "DEFAULT_POLL_INTERVAL_S",
+    "DRIVER_FIX",
+    "GPU_LIST_FIX",
+    "INSTALL_FIX",
+    "METER_NAME",
+    "NVML_ERROR_DRIVER_NOT_LOADED",
+    "NVML_ERROR_FUNCTION_NOT_FOUND",
+    "NVML_ERROR_GPU_IS_LOST",
+    "NVML_ERROR_GPU_NOT_FOUND",
+    "NVML_ERROR_INVALID_ARGUMENT",
+    "NVML_ERROR_LIBRARY_NOT_FOUND",
+    "NVML_ERROR_LIB_RM_VERSION_MISMATCH",
+    "NVML_ERROR_NOT_FOUND",
+    "NVML_ERROR_NOT_SUPPORTED",
+    "NVML_ERROR_NO_PERMISSION",
+    "NVML_ERROR_RESET_REQUIRED",
+    "POLLER_THREAD_NAME",
+    "UPDATE_PERIOD_S",
+    "GpuInfo",
+    "NvmlError",
+    "NvmlGpuLost",
+    "NvmlMeter",
+    "PowerIntegrator",
+    "PowerPoller",
+    "hardware_label",
+    "ordering_is_uncertain",
+    "pci_sort_key",
+    "resolve_visible_gpus",
+]
 
 _MJ_PER_J = 1000.0
 _MW_PER_W = 1000.0
 
 #: NVML refreshes its energy counter every 20-100 ms; windows are calibrated to several periods.
 UPDATE_PERIOD_S = 0.1
-DEFAULT_POLL_INTERVAL_S = 0.02
-
-# nvmlReturn_t values from nvml.h. They are part of NVML's C ABI and do not change.
-NVML_ERROR_INVALID_ARGUMENT = 2
-NVML_ERROR_NOT_SUPPORTED = 3
-NVML_ERROR_NO_PERMISSION = 4
-NVML_ERROR_NOT_FOUND = 6
-NVML_ERROR_DRIVER_NOT_LOADED = 9
-NVML_ERROR_LIBRARY_NOT_FOUND = 12
-NVML_ERROR_FUNCTION_NOT_FOUND = 13
-NVML_ERROR_GPU_IS_LOST = 15
-NVML_ERROR_RESET_REQUIRED = 16
-NVML_ERROR_LIB_RM_VERSION_MISMATCH = 18
-NVML_ERROR_GPU_NOT_FOUND = 28
-
-#: Codes meaning that a GPU handle that used to work no longer points at a usable GPU.
-_LOST_CODES = frozenset(
-    {
-        NVML_ERROR_GPU_IS_LOST,
-        NVML_ERROR_RESET_REQUIRED,
-        NVML_ERROR_NOT_FOUND,
-        NVML_ERROR_GPU_NOT_FOUND,
-        NVML_ERROR_INVALID_ARGUMENT,
-    }
-)
-#: Codes meaning "this GPU or driver does not offer that query".
-_UNSUPPORTED_CODES = frozenset({NVML_ERROR_NOT_SUPPORTED, NVML_ERROR_FUNCTION_NOT_FOUND})
+#: Name of the power-polling thread of a meter on GPUs without an energy counter.
+POLLER_THREAD_NAME = "pytest-energy-nvml-poller"
 
 #: (pynvml constant suffix, documented bit value, short name). GPU idle and applications
 #: clocks setting are left out on purpose: they are not slowdowns that change energy figures.
@@ -84,237 +115,6 @@ _THROTTLE_BITS: tuple[tuple[str, int, str], ...] = (
     ("HwPowerBrakeSlowdown", 0x80, "hw power brake"),
     ("SyncBoost", 0x10, "sync boost"),
 )
-
-_PCI_BUS_ID = re.compile(r"^([0-9a-fA-F]+):([0-9a-fA-F]+):([0-9a-fA-F]+)\.([0-7])$")
-
-
-class NvmlError(MeterError):
-    """NVML failed while a working meter was reading; ``code`` is the ``nvmlReturn_t`` value."""
-
-    def __init__(self, message: str, code: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class NvmlGpuLost(NvmlError):
-    """A metered GPU fell off the bus or its handle stopped working during the run."""
-
-
-# -- pure helpers ---------------------------------------------------------------------------
-
-
-def _text(value: object) -> str:
-    """A string NVML returned; old pynvml versions return ``bytes``."""
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", errors="replace")
-    return str(value).strip("\x00").strip()
-
-
-def pci_sort_key(bus_id: str) -> tuple[int, int, int, int]:
-    """(domain, bus, device, function) of a PCI bus id such as ``00000000:3B:00.0``.
-
-    NVML writes an 8-digit domain and CUDA a 4-digit one; the key compares them equal.
-    """
-    match = _PCI_BUS_ID.match(bus_id.strip())
-    if match is None:
-        raise ValueError(f"not a PCI bus id: {bus_id!r}")
-    domain, bus, device, function = match.groups()
-    return int(domain, 16), int(bus, 16), int(device, 16), int(function)
-
-
-def hardware_label(names: Sequence[str], *, shared: bool = False) -> str:
-    """``"NVIDIA A100-SXM4-40GB x2"``; mixed models sorted and joined with ``" + "``."""
-    counts: dict[str, int] = {}
-    for name in names:
-        counts[name] = counts.get(name, 0) + 1
-    label = " + ".join(f"{name} x{count}" for name, count in sorted(counts.items()))
-    return label + " (MIG, shared)" if shared else label
-
-
-@dataclass(frozen=True)
-class GpuInfo:
-    """What NVML says about one physical GPU, enough to match ``CUDA_VISIBLE_DEVICES``."""
-
-    name: str
-    uuid: str
-    bus_id: str
-    mig_enabled: bool = False
-    mig_uuids: tuple[str, ...] = ()
-
-
-def _unique_prefix_match(token: str, candidates: Mapping[str, int], spec: str) -> int:
-    """Position of the one candidate UUID equal to, or starting with, ``token``."""
-    wanted = token.lower()
-    if wanted in candidates:
-        return candidates[wanted]
-    hits = {pos for uuid, pos in candidates.items() if uuid.startswith(wanted)}
-    if len(hits) == 1:
-        return hits.pop()
-    problem = "matches no GPU NVML can see" if not hits else "is a prefix of several GPUs' UUIDs"
-    raise MeterUnavailable(
-        METER_NAME, f"CUDA_VISIBLE_DEVICES={spec!r}: the entry {token!r} {problem}.", GPU_LIST_FIX
-    )
-
-
-def resolve_visible_gpus(spec: str | None, gpus: Sequence[GpuInfo]) -> list[int]:
-    """Positions in ``gpus`` of the GPUs that ``CUDA_VISIBLE_DEVICES=spec`` exposes, in CUDA order.
-
-    ``gpus`` must be in PCI bus order: integer entries index into it. ``GPU-`` entries are
-    full UUIDs or unique prefixes; ``MIG-`` entries name a MIG slice (current ``MIG-<uuid>``
-    or legacy ``MIG-GPU-<uuid>/<gi>/<ci>`` form) and resolve to the parent GPU. A GPU named
-    twice, or through two slices, is listed once. ``None`` (unset) means every GPU.
-
-    CUDA silently ignores the entries from the first invalid one on; here an entry that names
-    no GPU is an error, so a typo cannot make the meter measure the wrong board.
-    """
-    if spec is None:
-        return list(range(len(gpus)))
-    tokens = [token.strip() for token in spec.split(",") if token.strip()]
-    if not tokens:
-        raise MeterUnavailable(
-            METER_NAME,
-            f"CUDA_VISIBLE_DEVICES={spec!r} hides every GPU from this process.",
-            GPU_LIST_FIX + ", or pick a CPU meter with --energy-meter",
-        )
-    by_uuid = {gpu.uuid.lower(): pos for pos, gpu in enumerate(gpus)}
-    by_mig_uuid = {mig.lower(): pos for pos, gpu in enumerate(gpus) for mig in gpu.mig_uuids}
-    chosen: list[int] = []
-    for token in tokens:
-        upper = token.upper()
-        if re.fullmatch(r"-?\d+", token):
-            index = int(token)
-            if not 0 <= index < len(gpus):
-                raise MeterUnavailable(
-                    METER_NAME,
-                    f"CUDA_VISIBLE_DEVICES={spec!r} names GPU index {index}, but NVML sees "
-                    f"{len(gpus)} GPU(s), numbered 0 to {len(gpus) - 1} in PCI bus order.",
-                    GPU_LIST_FIX,
-                )
-            pos = index
-        elif upper.startswith("MIG-GPU-"):
-            parent = token[len("MIG-") :].split("/", 1)[0]
-            pos = _unique_prefix_match(parent, by_uuid, spec)
-        elif upper.startswith("MIG-"):
-            pos = _unique_prefix_match(token, by_mig_uuid, spec)
-        elif upper.startswith("GPU-"):
-            pos = _unique_prefix_match(token, by_uuid, spec)
-        else:
-            raise MeterUnavailable(
-                METER_NAME,
-                f"CUDA_VISIBLE_DEVICES={spec!r}: the entry {token!r} is neither a GPU index nor "
-                "a GPU-/MIG- UUID.",
-                GPU_LIST_FIX,
-            )
-        if pos not in chosen:
-            chosen.append(pos)
-    return chosen
-
-
-def ordering_is_uncertain(
-    spec: str | None, environ: Mapping[str, str], names: Sequence[str]
-) -> bool:
-    """True when integer CUDA ordinals may not follow the PCI bus order used here.
-
-    CUDA numbers GPUs fastest first unless ``CUDA_DEVICE_ORDER=PCI_BUS_ID``; identical GPUs
-    tie, and CUDA then keeps PCI bus order.
-    """
-    if environ.get("CUDA_DEVICE_ORDER", "").strip().upper() == "PCI_BUS_ID":
-        return False
-    if len(set(names)) <= 1:
-        return False
-    if spec is None:
-        return True
-    return any(re.fullmatch(r"\d+", token.strip()) for token in spec.split(","))
-
-
-class PowerIntegrator:
-    """Cumulative energy in joules per domain from power samples, by the trapezoid rule."""
-
-    def __init__(self, domains: Sequence[str]) -> None:
-        self._energy_j = dict.fromkeys(domains, 0.0)
-        self._last: dict[str, tuple[float, float]] = {}
-
-    def add(self, domain: str, time_s: float, power_w: float) -> None:
-        """Record that ``domain`` drew ``power_w`` at ``time_s`` (a monotonic clock)."""
-        if domain not in self._energy_j:
-            raise KeyError(f"unknown domain {domain!r}")
-        last = self._last.get(domain)
-        if last is not None:
-            last_time_s, last_power_w = last
-            duration_s = time_s - last_time_s
-            if duration_s < 0:
-                raise ValueError(f"power sample for {domain!r} is older than the previous one")
-            self._energy_j[domain] += 0.5 * (last_power_w + power_w) * duration_s
-        self._last[domain] = (time_s, power_w)
-
-    def energy_j(self) -> dict[str, float]:
-        """Joules per domain since the first sample."""
-        return dict(self._energy_j)
-
-
-class PowerPoller:
-    """Samples power on a daemon thread and integrates it.
-
-    ``sample_power_w`` returns watts per domain. ``clock`` (seconds) is injectable so the
-    integration can be driven step by step in tests with :meth:`sample`. An exception in the
-    thread stops it and is re-raised by the next :meth:`sample`.
-    """
-
-    def __init__(
-        self,
-        sample_power_w: Callable[[], Mapping[str, float]],
-        domains: Sequence[str],
-        *,
-        interval_s: float = DEFAULT_POLL_INTERVAL_S,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if not interval_s > 0:
-            raise ValueError(f"poll interval must be positive, got {interval_s!r}")
-        self.interval_s = interval_s
-        self._sample_power_w = sample_power_w
-        self._clock = clock
-        self._integrator = PowerIntegrator(domains)
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-
-    def sample(self) -> dict[str, float]:
-        """Take one sample now and return cumulative joules per domain."""
-        if self._error is not None:
-            raise self._error
-        with self._lock:
-            power_w = self._sample_power_w()
-            now_s = self._clock()
-            for domain, watts in power_w.items():
-                self._integrator.add(domain, now_s, watts)
-            return self._integrator.energy_j()
-
-    def start(self) -> None:
-        """Take the first sample and start the background thread."""
-        self.sample()
-        self._thread = threading.Thread(
-            target=self._run, name="pytest-energy-nvml-poller", daemon=True
-        )
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                self.sample()
-            except Exception as exc:  # kept and raised by the next read(), never dropped
-                self._error = exc
-                return
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def stop(self) -> None:
-        """Stop the thread and wait for it; safe to call more than once."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
 
 
 # -- the meter ------------------------------------------------------------------------------
@@ -387,7 +187,7 @@ class NvmlMeter:
         try:
             nvml.nvmlInit()
         except nvml.NVMLError as exc:
-            raise _init_unavailable(exc) from exc
+            raise init_unavailable(exc) from exc
         try:
             self._setup(env, poll_interval_s)
         except BaseException:
@@ -402,35 +202,15 @@ class NvmlMeter:
     # -- construction -------------------------------------------------------------------
     def _setup(self, env: Mapping[str, str], poll_interval_s: float) -> None:
         nvml = self._nvml
-        count = self._query_at_init(nvml.nvmlDeviceGetCount, "count the GPUs")
-        if count == 0:
-            raise MeterUnavailable(
-                METER_NAME, "NVML works but finds no NVIDIA GPU on this machine.", DRIVER_FIX
-            )
         spec = env.get("CUDA_VISIBLE_DEVICES")
         wants_mig = spec is not None and "MIG-" in spec.upper()
-        found: list[tuple[tuple[int, int, int, int], GpuInfo, Any]] = []
-        for index in range(count):
-            handle = self._query_at_init(
-                nvml.nvmlDeviceGetHandleByIndex, f"open GPU {index}", index
-            )
-            info = self._describe(handle, index, enumerate_mig=wants_mig)
-            try:
-                key = pci_sort_key(info.bus_id)
-            except ValueError as exc:
-                raise MeterUnavailable(
-                    METER_NAME,
-                    f"NVML reported an unreadable PCI bus id {info.bus_id!r} for GPU {index}.",
-                    "update the NVIDIA driver",
-                ) from exc
-            found.append((key, info, handle))
-        found.sort(key=lambda item: item[0])
-        infos = [info for _, info, _ in found]
+        found = find_gpus(nvml, enumerate_mig=wants_mig)
+        infos = [info for info, _ in found]
 
         visible = resolve_visible_gpus(spec, infos)
         gpus: list[_MeteredGpu] = []
         for number, pos in enumerate(visible):
-            _, info, handle = found[pos]
+            info, handle = found[pos]
             gpus.append(
                 _MeteredGpu(f"gpu:{number}", handle, info, self._probe_counter(handle, info))
             )
@@ -448,7 +228,10 @@ class NvmlMeter:
             for gpu in polled:
                 self._probe_power(gpu)
             self._poller = PowerPoller(
-                self._sample_power_w, [gpu.domain for gpu in polled], interval_s=poll_interval_s
+                self._sample_power_w,
+                [gpu.domain for gpu in polled],
+                interval_s=poll_interval_s,
+                thread_name=POLLER_THREAD_NAME,
             )
             self._poller.start()
 
@@ -456,68 +239,13 @@ class NvmlMeter:
             poll_interval_s, ordering_is_uncertain(spec, env, [info.name for info in infos])
         )
 
-    def _query_at_init(self, fn: Callable[..., Any], what: str, *args: Any) -> Any:
-        try:
-            return fn(*args)
-        except self._nvml.NVMLError as exc:
-            raise _query_unavailable(exc, what) from exc
-
-    def _describe(self, handle: Any, index: int, *, enumerate_mig: bool) -> GpuInfo:
-        nvml = self._nvml
-        where = f"GPU {index}"
-        name = _text(
-            self._query_at_init(nvml.nvmlDeviceGetName, f"read the name of {where}", handle)
-        )
-        uuid = _text(
-            self._query_at_init(nvml.nvmlDeviceGetUUID, f"read the UUID of {where}", handle)
-        )
-        pci = self._query_at_init(nvml.nvmlDeviceGetPciInfo, f"read the PCI id of {where}", handle)
-        bus_id = _text(pci.busId)
-        mig_enabled = self._mig_enabled(handle, where)
-        mig_uuids: tuple[str, ...] = ()
-        if mig_enabled and enumerate_mig:
-            mig_uuids = self._mig_uuids(handle, where)
-        return GpuInfo(name, uuid, bus_id, mig_enabled, mig_uuids)
-
-    def _mig_enabled(self, handle: Any, where: str) -> bool:
-        get_mode = getattr(self._nvml, "nvmlDeviceGetMigMode", None)
-        if get_mode is None:  # bindings older than MIG
-            return False
-        try:
-            current, _pending = get_mode(handle)
-        except self._nvml.NVMLError as exc:
-            if _code(exc) in _UNSUPPORTED_CODES:  # not a MIG-capable GPU
-                return False
-            raise _query_unavailable(exc, f"read the MIG mode of {where}") from exc
-        return bool(current)
-
-    def _mig_uuids(self, handle: Any, where: str) -> tuple[str, ...]:
-        nvml = self._nvml
-        slots = self._query_at_init(
-            nvml.nvmlDeviceGetMaxMigDeviceCount, f"count the MIG slices of {where}", handle
-        )
-        uuids: list[str] = []
-        for slot in range(slots):
-            try:
-                mig = nvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, slot)
-            except nvml.NVMLError as exc:
-                if _code(exc) in (NVML_ERROR_NOT_FOUND, NVML_ERROR_INVALID_ARGUMENT):
-                    continue  # an empty slot
-                raise _query_unavailable(exc, f"open MIG slice {slot} of {where}") from exc
-            uuids.append(
-                _text(
-                    self._query_at_init(nvml.nvmlDeviceGetUUID, f"read a MIG UUID of {where}", mig)
-                )
-            )
-        return tuple(uuids)
-
     def _probe_counter(self, handle: Any, info: GpuInfo) -> bool:
         try:
             self._nvml.nvmlDeviceGetTotalEnergyConsumption(handle)
         except self._nvml.NVMLError as exc:
-            if _code(exc) in _UNSUPPORTED_CODES:  # pre-Volta GPU or old driver
+            if error_code(exc) in UNSUPPORTED_CODES:  # pre-Volta GPU or old driver
                 return False
-            raise _query_unavailable(
+            raise query_unavailable(
                 exc, f"read the energy counter of {info.name} ({info.uuid})"
             ) from exc
         return True
@@ -526,14 +254,14 @@ class NvmlMeter:
         try:
             self._nvml.nvmlDeviceGetPowerUsage(gpu.handle)
         except self._nvml.NVMLError as exc:
-            if _code(exc) in _UNSUPPORTED_CODES:
+            if error_code(exc) in UNSUPPORTED_CODES:
                 raise MeterUnavailable(
                     METER_NAME,
                     f"GPU {gpu.describe()} reports neither an energy counter nor its power draw.",
                     "meter a GPU with a power sensor (Volta or newer has an energy counter), or "
                     "pick another meter with --energy-meter",
                 ) from exc
-            raise _query_unavailable(exc, f"read the power draw of {gpu.describe()}") from exc
+            raise query_unavailable(exc, f"read the power draw of {gpu.describe()}") from exc
 
     def _provenance(self, poll_interval_s: float, ordering_uncertain: bool) -> str:
         poll = f"NVML power polled every {poll_interval_s * 1000:g} ms and integrated"
@@ -562,7 +290,7 @@ class NvmlMeter:
         try:
             return fn(gpu.handle)
         except self._nvml.NVMLError as exc:
-            raise _device_error(exc, gpu, what) from exc
+            raise device_error(exc, gpu.describe(), what) from exc
 
     def _sample_power_w(self) -> dict[str, float]:
         power_w: dict[str, float] = {}
@@ -621,12 +349,12 @@ class NvmlMeter:
             try:
                 return int(reader(gpu.handle))
             except self._nvml.NVMLError as exc:
-                code = _code(exc)
+                code = error_code(exc)
                 if code == NVML_ERROR_FUNCTION_NOT_FOUND:
                     continue  # the driver predates this name; try the older one
                 if code == NVML_ERROR_NOT_SUPPORTED:
                     return None
-                raise _device_error(exc, gpu, "clock throttle reasons") from exc
+                raise device_error(exc, gpu.describe(), "clock throttle reasons") from exc
         return None
 
     def idle_power_w(self) -> float:
@@ -648,75 +376,8 @@ class NvmlMeter:
             self._nvml.nvmlShutdown()
         except self._nvml.NVMLError as exc:
             raise NvmlError(
-                f"nvmlShutdown failed: NVML error {_code(exc)} ({exc})", _code(exc)
+                f"nvmlShutdown failed: NVML error {error_code(exc)} ({exc})", error_code(exc)
             ) from exc
-
-
-# -- error mapping --------------------------------------------------------------------------
-
-
-def _code(exc: BaseException) -> int | None:
-    value = getattr(exc, "value", None)
-    return value if isinstance(value, int) else None
-
-
-def _init_unavailable(exc: BaseException) -> MeterUnavailable:
-    code = _code(exc)
-    if code == NVML_ERROR_LIBRARY_NOT_FOUND:
-        reason = (
-            "the NVML library (libnvidia-ml.so.1, nvml.dll on Windows) was not found: "
-            "no NVIDIA driver is installed here."
-        )
-        fix = DRIVER_FIX
-    elif code == NVML_ERROR_DRIVER_NOT_LOADED:
-        reason = "the NVIDIA kernel driver is not loaded."
-        fix = DRIVER_FIX
-    elif code == NVML_ERROR_NO_PERMISSION:
-        reason = "this user may not open the NVIDIA device files (/dev/nvidia*)."
-        fix = "run as a user with access to /dev/nvidia* (or in a container started with `--gpus`)"
-    elif code == NVML_ERROR_LIB_RM_VERSION_MISMATCH:
-        reason = (
-            "the NVML library and the loaded kernel driver have different versions "
-            "(usually after a driver upgrade)."
-        )
-        fix = "reboot, or reload the nvidia kernel module"
-    else:
-        reason = f"nvmlInit failed with NVML error {code} ({exc})."
-        fix = DRIVER_FIX
-    return MeterUnavailable(METER_NAME, reason, fix)
-
-
-def _query_unavailable(exc: BaseException, what: str) -> MeterUnavailable:
-    code = _code(exc)
-    if code == NVML_ERROR_NO_PERMISSION:
-        return MeterUnavailable(
-            METER_NAME,
-            f"NVML refused to {what}: insufficient permissions.",
-            "run as a user allowed to query the GPU (check `nvidia-smi -q -d POWER`), or ask the "
-            "administrator to lift the restriction",
-        )
-    if code == NVML_ERROR_GPU_IS_LOST:
-        return MeterUnavailable(
-            METER_NAME,
-            f"could not {what}: the GPU has fallen off the bus.",
-            "reset the GPU (`nvidia-smi -r`) or reboot the machine",
-        )
-    return MeterUnavailable(METER_NAME, f"could not {what}: NVML error {code} ({exc}).", DRIVER_FIX)
-
-
-def _device_error(exc: BaseException, gpu: _MeteredGpu, what: str) -> NvmlError:
-    code = _code(exc)
-    if code in _LOST_CODES:
-        return NvmlGpuLost(
-            f"GPU {gpu.describe()} was lost during the run (reading its {what} gave NVML error "
-            f"{code}: {exc}); the measurement is invalid.",
-            code,
-        )
-    return NvmlError(
-        f"reading the {what} of GPU {gpu.describe()} failed with NVML error {code} ({exc}); "
-        "the measurement is invalid.",
-        code,
-    )
 
 
 def _throttle_bits(nvml: Any) -> tuple[tuple[int, str], ...]:
