@@ -12,6 +12,8 @@ import os
 import pytest
 
 pytest.importorskip("torch")
+# Every run is a subprocess: pytester unloads the modules a run imports, and torch (with the
+# submodules it loads lazily) cannot be imported twice in one process.
 
 METER = "--energy-meter=pytest_energy.meters.roofline:RooflineMeter"
 
@@ -43,20 +45,19 @@ def record(report: dict) -> dict:  # type: ignore[type-arg]
     return entry  # type: ignore[no-any-return]
 
 
-def test_a_passing_run_reports_modelled_energy(pytester: pytest.Pytester) -> None:
-    entry = record(run_json(pytester))
-    assert entry["meter"] == "roofline"
-    assert entry["estimated"] is True
-    assert entry["hardware"] == "NVIDIA H100 SXM (roofline model)"
-    assert list(entry["domains_j"]) == ["roofline:H100-SXM"]
-    assert entry["flops_per_inference"] == 2 * 256 * 128
-    assert entry["bytes_per_inference"] == (256 + 128 + 256 * 128 / 64 + 128 / 64) * 4
-
-
-def test_the_same_run_twice_gives_the_same_samples(pytester: pytest.Pytester) -> None:
-    first = record(run_json(pytester))
+def test_a_passing_run_reports_modelled_energy_the_same_every_time(
+    pytester: pytest.Pytester,
+) -> None:
+    first = record(run_json(pytester, "--energy-update-baseline"))
+    assert first["meter"] == "roofline"
+    assert first["estimated"] is True
+    assert first["hardware"] == "NVIDIA H100 SXM (roofline model)"
+    assert list(first["domains_j"]) == ["roofline:H100-SXM"]
+    assert first["flops_per_inference"] == 2 * 256 * 128
+    assert first["bytes_per_inference"] == (256 + 128 + 256 * 128 / 64 + 128 / 64) * 4
     second = record(run_json(pytester))
-    assert first["samples"] == second["samples"]
+    assert second["samples"] == first["samples"]  # to the last digit
+    assert second["verdict"] == "ok" and second["change_pct"] == 0.0
 
 
 def test_the_target_comes_from_the_environment(
@@ -65,3 +66,52 @@ def test_the_target_comes_from_the_environment(
     monkeypatch.setenv("PYTEST_ENERGY_TARGET", "L4")
     entry = record(run_json(pytester))
     assert entry["hardware"] == "NVIDIA L4 (roofline model)"
+
+
+LINEAR = """
+import os, torch
+
+WIDTH = int(os.environ.get("WIDTH", "256"))
+
+def test_linear(energy):
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(WIDTH, WIDTH)
+    x = torch.randn(8, WIDTH)
+    with torch.inference_mode():
+        energy(layer, x, inferences=8)
+"""
+
+
+def test_a_five_percent_bigger_layer_fails_the_gate(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_lin=LINEAR)
+    args = ("--energy-meter=roofline", "-p", "no:cacheprovider")
+    pytester.runpytest_subprocess(*args, "--energy-update-baseline").assert_outcomes(passed=1)
+    monkeypatch.setenv("WIDTH", "269")  # 5% wider: about 10% more FLOPs and weight bytes
+    bigger = pytester.runpytest_subprocess(*args)
+    bigger.assert_outcomes(failed=1)
+    bigger.stdout.fnmatch_lines(
+        ["*test_linear regressed*tolerance 1%); deterministic meter: no significance test*"]
+    )
+
+
+def test_a_user_profile_file_and_an_unknown_target(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_lin=LINEAR)
+    profile = pytester.path / "mygpu.toml"
+    profile.write_text(
+        'name = "MyGPU"\nhardware = "Example Accelerator 1"\nmemory_bandwidth_gb_s = 1000\n'
+        "board_power_w = 300\nidle_power_w = 50\nlaunch_s = 4e-6\n"
+        "peak_tflops = { fp32 = 50, tf32 = 100, fp16 = 200, bf16 = 200, int8 = 400 }\n"
+        '[sources]\npeak = "made up for a test"\n'
+    )
+    result = pytester.runpytest_subprocess(
+        "--energy-meter=roofline", f"--energy-target={profile}", "--energy-json=report.json",
+        "-p", "no:cacheprovider",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1)
+    (entry,) = json.loads((pytester.path / "report.json").read_text())["tests"]
+    assert entry["hardware"] == "Example Accelerator 1 (roofline model)"
+    unknown = pytester.runpytest_subprocess("--energy-meter=roofline", "--energy-target=H900")
+    assert unknown.ret == pytest.ExitCode.USAGE_ERROR
+    unknown.stderr.fnmatch_lines(["*unknown energy target 'H900'; choose one of H100-SXM*"])

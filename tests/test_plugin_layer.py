@@ -396,3 +396,30 @@ def test_a_failed_marker_only_test_is_in_the_json_with_its_outcome(
     assert records["test_fails.py::test_broken_fixture"]["outcome"] == "failed"
     # failed tests are reported, never recorded as the new baseline
     assert not (meter_pytester.path / "energy-baseline.toml").exists()
+
+
+def test_the_cpu_time_estimate_warns_once_about_torch_threads(
+    meter_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import types
+
+    fake_torch = types.ModuleType("torch")
+    fake_torch.get_num_threads = lambda: 2  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "torch", fake_torch)
+    meter_pytester.makepyfile(
+        test_est="""
+        import pytest
+
+        @pytest.mark.parametrize("k", range(3))
+        def test_cost(energy, k):
+            energy(lambda: energy.meter.spend(3.6), inferences=1)
+        """
+    )
+    result = meter_pytester.runpytest(
+        "--energy-meter=fakemeter:EstimatedMeter", "--energy-min-time=0", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=3)
+    warnings = [line for line in result.outlines if "intra-op threads" in line]
+    assert len(warnings) == 1, warnings
+    assert "torch.set_num_threads(1)" in warnings[0]
