@@ -183,8 +183,8 @@ def cuda_sync() -> None:
     torch = sys.modules.get("torch")
     if torch is None:
         return
-    cuda = torch.cuda
-    if not cuda.is_available() or not cuda.is_initialized():
+    cuda = getattr(torch, "cuda", None)  # a stub module named torch has none
+    if cuda is None or not cuda.is_available() or not cuda.is_initialized():
         return
     has_context = getattr(getattr(torch, "_C", None), "_cuda_hasPrimaryContext", None)
     if has_context is None:
