@@ -1,10 +1,13 @@
 """The pytest layer's plugin objects; their methods are pytest's hooks.
 
-:class:`EnergyPlugin` runs in every process that runs tests: it turns markers into budgets
-at collection, starts a clean :class:`~pytest_energy.fixture.Attempt` at the setup of every
-attempt, meters marker-only tests' call phase, and judges each test in its report. The
-judged record rides on the test's report (``report.pytest_energy``, plain values), so under
-pytest-xdist the controller has it as soon as the test finishes.
+:class:`EnergyPlugin` runs in every process that runs tests: it holds the session's energy
+state, turns markers into budgets at collection and serves the ``energy`` fixture. Once a
+session has an energy test it registers :class:`AttemptHooks`, which start a clean
+:class:`~pytest_energy.fixture.Attempt` at the setup of every attempt, meter marker-only
+tests' call phase, and judge each test in its report; sessions without energy tests never
+pay for those per-test hooks. The judged record rides on the test's report
+(``report.pytest_energy``, plain values), so under pytest-xdist the controller has it as
+soon as the test finishes.
 
 :class:`EnergyReporter` runs where the run is reported (the controller under xdist): it
 collects the records from the reports, writes the baseline and the report files, and
@@ -80,7 +83,8 @@ def _runs_tests(config: pytest.Config) -> bool:
 
 
 class EnergyPlugin:
-    """Measurement and judgement, in every process that runs tests."""
+    """The session's energy state, collection and the fixture, in every process that runs
+    tests."""
 
     def __init__(
         self,
