@@ -22,9 +22,9 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from .fixture import EnergyFixture
     from .measure import Measurement, Window
     from .meters.base import Meter
-    from .fixture import EnergyFixture
 
 __all__ = [
     "BaselineError",

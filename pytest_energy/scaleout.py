@@ -2,16 +2,15 @@
 
 Worker ``gwN`` gets the N-th GPU this machine exposes: the N-th entry of
 ``CUDA_VISIBLE_DEVICES`` when it is set (indices, UUIDs and MIG ids are passed through
-unchanged), else the N-th NVML device. The pin is made by setting ``CUDA_VISIBLE_DEVICES``
-in the worker before torch initialises CUDA, so every CUDA library in the worker sees one
-device, and the NVML meter then meters that device alone.
+unchanged), else the N-th NVML device. The pytest layer sets ``CUDA_VISIBLE_DEVICES`` in
+the worker's process as it is spawned, before any of its code runs, so every CUDA library in
+the worker sees one device, and the NVML meter then meters that device alone.
 """
 
 from __future__ import annotations
 
 import re
-import sys
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping
 
 from .errors import ConfigError
 
@@ -24,7 +23,7 @@ def worker_index(worker_id: str) -> int:
     return int(match.group(1))
 
 
-def visible_devices(environ: MutableMapping[str, str], count_gpus: Callable[[], int]) -> list[str]:
+def visible_devices(environ: Mapping[str, str], count_gpus: Callable[[], int]) -> list[str]:
     """The GPUs a worker may be pinned to, as CUDA_VISIBLE_DEVICES entries."""
     listed = environ.get("CUDA_VISIBLE_DEVICES")
     if listed is not None:
@@ -65,26 +64,19 @@ def nvml_gpu_count() -> int:
         ) from None
 
 
-def cuda_already_initialised() -> bool:
-    torch = sys.modules.get("torch")
-    return bool(torch is not None and torch.cuda.is_initialized())
-
-
-def pin_worker(
-    environ: MutableMapping[str, str],
-    worker_id: str,
-    worker_count: int,
-    count_gpus: Callable[[], int] = nvml_gpu_count,
-) -> str:
-    """Pin xdist worker ``worker_id`` of ``worker_count`` to its GPU; return the device."""
-    if cuda_already_initialised():
-        raise ConfigError(
-            "--energy-gpu-per-worker: CUDA was initialised before pytest-energy could pin this "
-            "worker to a GPU; do not touch CUDA at import time in conftest.py files"
-        )
-    if "CUDA_VISIBLE_DEVICES" not in environ:
-        # Integer pins then mean the same GPU to CUDA as to the NVML meter (PCI bus order).
-        environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
-    device = pin(worker_id, worker_count, visible_devices(environ, count_gpus))
-    environ["CUDA_VISIBLE_DEVICES"] = device
-    return device
+def worker_environments(
+    environ: Mapping[str, str], worker_count: int, count_gpus: Callable[[], int] = nvml_gpu_count
+) -> dict[str, dict[str, str]]:
+    """The environment each of ``worker_count`` xdist workers (``gw0``, ``gw1`` ...) is
+    spawned with, so that worker I sees the I-th GPU alone; more workers than GPUs is an
+    error."""
+    devices = visible_devices(environ, count_gpus)
+    environments = {}
+    for index in range(worker_count):
+        worker = f"gw{index}"
+        environment = {"CUDA_VISIBLE_DEVICES": pin(worker, worker_count, devices)}
+        if "CUDA_VISIBLE_DEVICES" not in environ:
+            # Integer pins then mean the same GPU to CUDA as to the NVML meter (PCI bus order).
+            environment["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+        environments[worker] = environment
+    return environments

@@ -42,16 +42,8 @@ class GpuPinning:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_setupnodes(self, config: pytest.Config, specs: Sequence[Any]) -> None:
-        count = len(specs)
         try:
-            devices = scaleout.visible_devices(os.environ, scaleout.nvml_gpu_count)
-            for index in range(count):
-                worker = f"gw{index}"
-                environment = {"CUDA_VISIBLE_DEVICES": scaleout.pin(worker, count, devices)}
-                if "CUDA_VISIBLE_DEVICES" not in os.environ:
-                    # Integer pins mean the same GPU to CUDA as to NVML (PCI bus order).
-                    environment["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
-                self.pins[worker] = environment
+            self.pins = scaleout.worker_environments(os.environ, len(specs))
         except ConfigError as exc:
             raise pytest.UsageError(f"pytest-energy: {exc}") from None
 

@@ -28,43 +28,34 @@ def no_nvml() -> int:
 
 @pytest.mark.parametrize(("worker", "expected"), [("gw0", "0"), ("gw1", "1"), ("gw3", "3")])
 def test_worker_i_gets_gpu_i(worker: str, expected: str) -> None:
-    env: dict[str, str] = {}
-    assert scaleout.pin_worker(env, worker, 4, four_gpus) == expected
-    assert env == {"CUDA_VISIBLE_DEVICES": expected, "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+    environments = scaleout.worker_environments({}, 4, four_gpus)
+    assert environments[worker] == {
+        "CUDA_VISIBLE_DEVICES": expected,
+        "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+    }
+    assert sorted(environments) == ["gw0", "gw1", "gw2", "gw3"]
 
 
 def test_pins_follow_an_existing_visible_list() -> None:
     env = {"CUDA_VISIBLE_DEVICES": "GPU-aaaa, GPU-bbbb,GPU-cccc"}
-    assert scaleout.pin_worker(env, "gw1", 2, no_nvml) == "GPU-bbbb"
-    assert env == {"CUDA_VISIBLE_DEVICES": "GPU-bbbb"}
+    environments = scaleout.worker_environments(env, 2, no_nvml)
+    assert environments == {
+        "gw0": {"CUDA_VISIBLE_DEVICES": "GPU-aaaa"},
+        "gw1": {"CUDA_VISIBLE_DEVICES": "GPU-bbbb"},
+    }
+    assert env == {"CUDA_VISIBLE_DEVICES": "GPU-aaaa, GPU-bbbb,GPU-cccc"}  # not changed here
 
 
 def test_more_workers_than_gpus_is_a_clear_error() -> None:
-    env: dict[str, str] = {}
     with pytest.raises(
         ConfigError, match=r"5 pytest-xdist workers but only 4 GPU\(s\) visible.*-n 4"
     ):
-        scaleout.pin_worker(env, "gw0", 5, four_gpus)
-    assert "CUDA_VISIBLE_DEVICES" not in env
+        scaleout.worker_environments({}, 5, four_gpus)
 
 
 def test_bad_worker_id() -> None:
     with pytest.raises(ConfigError, match="unexpected pytest-xdist worker id"):
         scaleout.worker_index("master")
-
-
-def test_refuses_when_cuda_is_already_initialised(monkeypatch: pytest.MonkeyPatch) -> None:
-    class FakeCuda:
-        @staticmethod
-        def is_initialized() -> bool:
-            return True
-
-    class FakeTorch:
-        cuda = FakeCuda()
-
-    monkeypatch.setitem(__import__("sys").modules, "torch", FakeTorch())
-    with pytest.raises(ConfigError, match="CUDA was initialised before"):
-        scaleout.pin_worker({}, "gw0", 1, four_gpus)
 
 
 class _Meter:
