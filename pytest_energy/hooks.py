@@ -32,15 +32,15 @@ from .errors import (
     MeasurementError,
     MeterError,
 )
-from .fixture import Attempt, EnergyFixture
 
 if TYPE_CHECKING:
+    from .fixture import Attempt, EnergyFixture
     from .meters import MeterFactory
     from .report.carbon import CarbonIntensity
     from .session import EnergySession
     from .settings import Settings
 
-attempt_key = pytest.StashKey[Attempt]()
+attempt_key = pytest.StashKey["Attempt"]()
 #: The attribute of a test's report that carries its energy record.
 REPORT_ATTR = "pytest_energy"
 
@@ -154,6 +154,8 @@ class EnergyPlugin:
                 raise pytest.UsageError(f"pytest-energy: {exc}") from None
 
     def _new_attempt(self, item: pytest.Item, parsed: budget_mod.EnergyBudget | None) -> Attempt:
+        from .fixture import Attempt  # only sessions with energy tests import the fixture
+
         return Attempt(
             nodeid=item.nodeid,
             budget=parsed,
@@ -174,6 +176,8 @@ class EnergyPlugin:
             attempt = self._new_attempt(item, None)
             item.stash[attempt_key] = attempt
         self.measure_tests()  # a test may ask for the fixture by name at run time
+        from .fixture import EnergyFixture
+
         return EnergyFixture(attempt, skip=pytest.skip)
 
     # -- end -----------------------------------------------------------------------------

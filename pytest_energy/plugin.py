@@ -16,16 +16,20 @@ from __future__ import annotations
 import argparse
 import inspect
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from . import budget as budget_mod
 from . import settings as settings_mod
 from .errors import ConfigError
-from .fixture import EnergyFixture
 from .hooks import EnergyPlugin, EnergyReporter, EnergyWarning
 
-__all__ = ["EnergyFixture", "EnergyWarning"]
+if TYPE_CHECKING:
+    from .fixture import EnergyFixture
+    from .meters import Meter, MeterFactory
+
+__all__ = ["EnergyWarning"]
 
 plugin_key = pytest.StashKey[EnergyPlugin]()
 
@@ -83,12 +87,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", _marker_help())
     if config.option.help or config.option.version:
         return  # --help must work whatever the ini file says
-    from . import xdist
-    from .meters import check_spec
-
     try:
         settings = _settings(config)
-        factory = check_spec(settings.meter, target=settings.target)
+        factory = _meter_factory(settings)
         carbon = None
         if settings.country or settings.carbon_intensity_g_per_kwh is not None:
             from .report import carbon as carbon_mod  # only when carbon figures are asked for
@@ -99,10 +100,32 @@ def pytest_configure(config: pytest.Config) -> None:
     plugin = EnergyPlugin(settings, factory, carbon, config)
     config.stash[plugin_key] = plugin
     config.pluginmanager.register(plugin, "energy-plugin")
-    if not xdist.is_worker(config):
-        config.pluginmanager.register(EnergyReporter(plugin, config), "energy-reporter")
-        if settings.gpu_per_worker and xdist.active(config):
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller reports
+        return
+    config.pluginmanager.register(EnergyReporter(plugin, config), "energy-reporter")
+    if settings.gpu_per_worker:
+        from . import xdist
+
+        if xdist.active(config):
             config.pluginmanager.register(xdist.GpuPinning(), "energy-xdist")
+
+
+def _meter_factory(settings: settings_mod.Settings) -> MeterFactory:
+    """The meter's factory. A built-in name is checked and imported only when the first
+    window needs the meter; a module:attribute or entry-point spec is checked now, so that
+    a typo stops the run before any test."""
+    spec = settings.meter
+    if spec in settings_mod.BUILTIN_METERS and spec != "roofline":
+
+        def builtin() -> Meter:
+            from .meters import check_spec
+
+            return check_spec(spec)()
+
+        return builtin
+    from .meters import check_spec
+
+    return check_spec(spec, target=settings.target)
 
 
 @pytest.fixture

@@ -48,6 +48,9 @@ DEFAULT_PHONE_CHARGE_KWH = 0.022
 DEFAULT_LOCK_TIMEOUT_S = 600.0
 DEFAULT_TARGET = "H100-SXM"
 DEFAULT_BASELINE_NAME = "energy-baseline.toml"
+#: The meters that ship with pytest-energy (``pytest_energy.meters.BUILTIN`` maps each to its
+#: class); named here so that start-up can accept one without importing the meters.
+BUILTIN_METERS = ("auto", "nvml", "rapl", "codecarbon", "roofline")
 
 
 @dataclass(frozen=True)

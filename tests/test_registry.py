@@ -107,3 +107,9 @@ def test_auto_with_nothing_at_all_names_every_reason_and_the_fix(
         "nvml: no nvml" in text and "rapl: no rapl" in text and "codecarbon: no codecarbon" in text
     )
     assert "pip install 'pytest-energy[codecarbon]'" in text
+
+
+def test_start_up_knows_the_same_built_in_meters_as_the_registry() -> None:
+    from pytest_energy.settings import BUILTIN_METERS
+
+    assert tuple(meters.BUILTIN) == BUILTIN_METERS
