@@ -11,13 +11,16 @@ from service.classify import ReviewClassifier
 from service.settings import from_environment
 
 #: kWh per 1,000 reviews, by batch size.
-#: tiny: about three times the medians in the committed baseline (1.7e-6, 5.8e-7 and
-#: 5.9e-7 on a 2-core AMD EPYC VM, CodeCarbon estimate, v1 classifier), which leaves room
-#: for a slower or busier CPU. Smaller regressions are the baseline's job, not the budget's.
+#: tiny: about three times the roofline medians in the committed baseline (2.949e-6,
+#: 8.499e-7 and 4.515e-7 for batch 1, 8 and 32: v1 classifier modelled on the default
+#: target, H100 SXM; of the other shipped targets MI300X models up to 1.4 times that, the
+#: rest less, all within these budgets). Roofline figures do not move between runs, so
+#: the slack is not for noise: a budget is a cap on the model's cost, and the baseline,
+#: at 1%, catches every smaller change.
 #: realistic: Power Hungry Processing's mean for text classification (0.002 kWh per
 #: 1,000 inferences, whole A100 node); a bert-base classifier on a GPU should stay under it.
 BUDGETS = {
-    "tiny": {1: 5e-6, 8: 2e-6, 32: 2e-6},
+    "tiny": {1: 9e-6, 8: 2.5e-6, 32: 1.4e-6},
     "realistic": {1: 0.002, 8: 0.002, 32: 0.002},
 }[from_environment().size]
 
@@ -32,8 +35,9 @@ def test_energy_per_review_by_batch_size(
     """Each batch size is its own test, so each has its own budget and baseline entry.
 
     ``energy(fn, *args, inferences=N, **kwargs)`` warms up, then calls ``fn(*args,
-    **kwargs)`` in several metered windows and returns the last result. ``inferences``
-    counts what ONE call does: here, 32 reviews whatever the batch size.
+    **kwargs)`` in metered windows and returns the last result: one window for a
+    deterministic meter such as roofline, several for a sensor. ``inferences`` counts what
+    ONE call does: here, 32 reviews whatever the batch size.
     """
     labels = energy(classifier.classify, reviews, batch_size=batch_size, inferences=len(reviews))
     assert len(labels) == len(reviews)
@@ -54,9 +58,12 @@ def test_batching_lowers_energy_per_review(
         lambda: classifier.classify(reviews, batch_size=32),
         inferences=len(reviews),
     )
-    # Measured on 2 CPU cores: 0.25 to 0.35. Below 0.6 leaves room for noise and still
-    # shows the point; on a GPU the ratio is much smaller.
-    assert check.ratio < 0.6, f"batch 32 cost {check.ratio:.2f} times batch 1 per review"
+    # roofline on the default target (H100 SXM) models batch 32 at 0.153 times batch 1
+    # per review for v1 and 0.279 for v2, the same digits on every run: a deterministic
+    # meter's ratio is exact. For v1, every shipped target models 0.14 to 0.26. v2 on
+    # A100 (0.47) or T4 (0.62) fails this check, and that is a finding, not noise: there
+    # the larger model is limited by arithmetic, so batching saves less.
+    assert check.ratio < 0.4, f"batch 32 cost {check.ratio:.3f} times batch 1 per review"
 
 
 #: Passes over the 32 reviews in test_triage_request_within_budget.
@@ -70,10 +77,10 @@ def test_triage_request_within_budget(classifier: ReviewClassifier, reviews: lis
     ``inferences`` must match what the body does: PASSES passes over 32 reviews. Fixture
     setup (loading the classifier) is not metered.
 
-    With one window the regression check has no spread to test: the ratio to the
-    baseline alone decides, so one noisy window can fail the test (on the shared 2-core
-    VM, single windows drifted by up to +76%). Prefer the fixture where regressions
-    matter; ``energy_budget(..., tolerance="20%")`` widens the tolerance of one test.
+    One window is all a deterministic meter such as roofline needs: the baseline's ratio
+    decides, at 1%. With a sensor, one window has no spread to test and one noisy window
+    can fail the test; prefer the fixture there, or widen this test's tolerance with
+    ``energy_budget(..., tolerance="20%")``.
     """
     assert len(reviews) == 32
     for _ in range(PASSES):

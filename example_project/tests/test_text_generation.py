@@ -13,11 +13,12 @@ from service.settings import from_environment
 NEW_TOKENS = 32
 
 #: kWh per 1,000 replies.
-#: tiny: about three times the committed baseline's median of 1.7e-5 (2-core AMD EPYC VM,
-#: CodeCarbon estimate).
+#: tiny: about three times the committed baseline's roofline figure of 6.595e-5 (modelled
+#: on the default target, H100 SXM; MI300X models 1.4 times that, the other shipped
+#: targets less).
 #: realistic: Power Hungry Processing's mean for text generation (0.047 kWh per 1,000
 #: inferences, whole A100 node).
-BUDGET = {"tiny": 5e-5, "realistic": 0.047}[from_environment().size]
+BUDGET = {"tiny": 2e-4, "realistic": 0.047}[from_environment().size]
 
 
 @pytest.mark.energy_budget(kwh=BUDGET)
