@@ -92,6 +92,10 @@ class UpgradeCheck:
         return self.comparison.status
 
 
+def _rounds(count: int) -> str:
+    return "one window each" if count == 1 else f"{count} ABBA-interleaved windows each"
+
+
 class EnergyFixture:
     """What a test receives as ``energy``.
 
@@ -241,7 +245,7 @@ class EnergyFixture:
             raise GateFailure(
                 f"the candidate costs {comparison.change_pct:+.1f}% energy per inference against "
                 f"the current version ({fmt_num(b.kwh_per_1000)} vs {fmt_num(a.kwh_per_1000)} kWh "
-                f"per 1,000 inferences, {len(windows_a)} ABBA-interleaved windows each, tolerance "
+                f"per 1,000 inferences, {_rounds(len(windows_a))}, tolerance "
                 f"{tolerance_pct:g}%, {evidence}"
                 f"{', low confidence' if comparison.low_confidence else ''})."
             )

@@ -86,12 +86,16 @@ def properties(result: EnergyResult) -> tuple[tuple[str, object], ...]:
     return tuple(props)
 
 
+def _windows(count: int) -> str:
+    return "one window" if count == 1 else f"median of {count} windows"
+
+
 def section(result: EnergyResult) -> str:
     """The ``energy`` section shown with the test's report."""
     m = result.measurement
     kind = "modelled" if m.flops_per_inference is not None else "estimated"
     lines = [
-        f"kWh per 1,000 inferences: {fmt_num(m.kwh_per_1000)} (median of {len(m.windows)} windows)",
+        f"kWh per 1,000 inferences: {fmt_num(m.kwh_per_1000)} ({_windows(len(m.windows))})",
         f"J per inference: {m.joules_per_inference:.4g}",
         f"meter: {m.meter}{f' ({kind})' if m.estimated else ''} on {m.hardware}",
         f"verdict: {result.verdict}",

@@ -576,3 +576,19 @@ def test_realistic_table_counts_bert_base_on_the_meta_device() -> None:
     encoder_weights = 12 * (4 * 768 * 768 + 2 * 768 * 3072)
     assert meter.tally().matmul_flops > 2 * encoder_weights * 128
     assert meter.counters()["flops"] == pytest.approx(22.4e9, rel=0.01)
+
+
+def test_eval_dropout_costs_nothing_whatever_the_grad_mode() -> None:
+    # Under inference_mode, aten.dropout arrives whole and its decomposition adds a clone;
+    # an eval-mode dropout is an identity, so the figures must not depend on the grad mode.
+    meter = RooflineMeter("H100-SXM")
+    layer = torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.Dropout(0.1)).eval()
+    x = torch.randn(4, 16)
+
+    def kernels(mode: Callable[[], object]) -> float:
+        before = meter.counters()["kernels"]
+        with mode(), meter.observe():  # type: ignore[attr-defined]
+            layer(x)
+        return meter.counters()["kernels"] - before
+
+    assert kernels(torch.inference_mode) == kernels(torch.no_grad) == 1.0

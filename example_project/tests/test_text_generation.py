@@ -13,7 +13,7 @@ from service.settings import from_environment
 NEW_TOKENS = 32
 
 #: kWh per 1,000 replies.
-#: tiny: about three times the committed baseline's roofline figure of 6.595e-5 (modelled
+#: tiny: about three times the committed baseline's roofline figure of 6.282e-5 (modelled
 #: on the default target, H100 SXM; MI300X models 1.4 times that, the other shipped
 #: targets less).
 #: realistic: Power Hungry Processing's mean for text generation (0.047 kWh per 1,000

@@ -153,7 +153,8 @@ def caveats(results: Sequence[EnergyResult]) -> list[str]:
     if any(r.measurement.estimated for r in results):
         notes.append(
             "estimated: figures are modelled, not read from a sensor; compare them only with "
-            "other estimates from the same meter and machine."
+            "other figures of the same meter on the same hardware (for roofline: the same "
+            "target GPU)."
         )
     return notes
 

@@ -136,9 +136,9 @@ def totals(
     total = carbon.totals(results, intensity, phone_charge_kwh)
     tests = f"{total.tests} test{'s' if total.tests != 1 else ''}"
     windows = f"{total.windows} window{'s' if total.windows != 1 else ''}"
+    how = "estimated" if all(r.measurement.estimated for r in results) else "measured"
     lines = [
-        f"total: {_plain(total.energy_j)} J ({_plain(total.kwh)} kWh) measured in {windows} of "
-        f"{tests}"
+        f"total: {_plain(total.energy_j)} J ({_plain(total.kwh)} kWh) {how} in {windows} of {tests}"
     ]
     if total.g_co2e is not None and intensity is not None:
         where = f", {source}" if source else ""

@@ -374,6 +374,18 @@ class OpCounter:
             tally.matmul_flops += cost.flops
 
 
+_DROPOUTS = frozenset({"dropout", "feature_dropout", "alpha_dropout", "feature_alpha_dropout"})
+
+
+def _eval_dropout(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether ``func`` is a dropout called with ``train=False``."""
+    packet = getattr(func, "overloadpacket", func)
+    if getattr(packet, "__name__", "").split(".")[-1] not in _DROPOUTS:
+        return False
+    train = kwargs.get("train", args[2] if len(args) > 2 else True)
+    return train is False
+
+
 def observer(torch: types.ModuleType, counter: OpCounter) -> Callable[[], Any]:
     """A function returning a fresh context manager that counts ops into ``counter``."""
     from torch.utils._python_dispatch import TorchDispatchMode
@@ -388,6 +400,10 @@ def observer(torch: types.ModuleType, counter: OpCounter) -> Callable[[], Any]:
         ) -> Any:
             kwargs = kwargs or {}
             kind = counter.kind(func)
+            if kind == _DECOMPOSE and _eval_dropout(func, args, kwargs):
+                # an identity in eval mode: no kernel, as in eager mode without
+                # inference_mode, whose decomposition would add a clone
+                return func(*args, **kwargs)
             if kind == _DECOMPOSE:
                 with self:
                     out = func.decompose(*args, **kwargs)
