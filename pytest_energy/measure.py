@@ -317,6 +317,12 @@ class Recorder:
         self.short_windows = 0
         self._open = False
         self._closed = False
+        # The meter's optional parts, looked up once rather than in every window.
+        self._period_s = update_period_s(meter)
+        self._deterministic = is_deterministic(meter)
+        self._counts = callable(getattr(meter, "counters", None))
+        self._observes = callable(getattr(meter, "observe", None))
+        self._throttles = getattr(meter, "throttle_reasons", None) is not None
 
     # -- one window ---------------------------------------------------------------------
     def _check_usable(self) -> None:
@@ -362,25 +368,32 @@ class Recorder:
             asked = self.clock()
             with self.guard():
                 waited_s = self.clock() - asked
-                throttle_before = _throttle(self.meter)
+                throttle_before = _throttle(self.meter) if self._throttles else ()
                 do_sync()
                 start = self._read()
-                counts_before = counters(self.meter)
+                counts_before = counters(self.meter) if self._counts else {}
                 start_unix = time.time()
                 t0 = self.clock()
-                with observe(self.meter):
+                if self._observes:
+                    with observe(self.meter):
+                        yield
+                else:
                     yield
                 do_sync()
                 end = self._read()
                 t1 = self.clock()
-                counts_after = counters(self.meter)
+                counts_after = counters(self.meter) if self._counts else {}
                 end_unix = time.time()
-                throttle = tuple(sorted(set(throttle_before) | set(_throttle(self.meter))))
+                throttle = (
+                    tuple(sorted(set(throttle_before) | set(_throttle(self.meter))))
+                    if self._throttles
+                    else ()
+                )
         finally:
             self._open = False
         domains = energy_delta(self.meter.name, start, end)
         energy_j = math.fsum(domains.values())
-        if energy_j == 0 and is_deterministic(self.meter):
+        if energy_j == 0 and self._deterministic:
             raise MeasurementError(
                 f"energy meter {self.meter.name!r} counted no work in this window, so there is "
                 "nothing to judge. A deterministic meter models only the work it can see "
@@ -388,7 +401,7 @@ class Recorder:
                 "code the meter observes (for roofline: torch operations)"
             )
         duration_s = t1 - t0
-        if duration_s < update_period_s(self.meter):
+        if duration_s < self._period_s:
             self.short_windows += 1
         self.windows.append(
             Window(
@@ -408,7 +421,7 @@ class Recorder:
         )
 
     def _phase_offset(self) -> None:
-        period = update_period_s(self.meter)
+        period = self._period_s
         if period > 0:
             self.sleep(self.rng.uniform(0.0, period))
 

@@ -6,8 +6,9 @@ Reports (terminal, JSON, Markdown, HTML) are pure functions of a list of
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from enum import Enum
 from types import UnionType
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -181,12 +182,16 @@ def to_dict(result: EnergyResult) -> dict[str, Any]:
     It rides on the test's report from an xdist worker to the controller, so every number
     is a built-in ``float``/``int`` (a meter's ``numpy.float32`` would kill execnet).
     """
-    plain: dict[str, Any] = _plain(asdict(result))
+    plain: dict[str, Any] = _plain(result)
     return plain
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
+    kind: type = type(value)
+    names = _field_names(kind) if is_dataclass(value) else None
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
+    if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
@@ -204,9 +209,21 @@ def from_dict(data: Mapping[str, Any]) -> EnergyResult:
     return _build(EnergyResult, data)
 
 
-def _build(cls: type[T], data: Mapping[str, Any]) -> T:
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+@functools.cache
+def _field_types(cls: type) -> tuple[tuple[str, Any], ...]:
+    """(name, resolved type) of a dataclass's fields; resolving them is slow, so once."""
     hints = get_type_hints(cls)
-    kwargs = {f.name: _value(hints[f.name], data[f.name]) for f in fields(cls) if f.name in data}  # type: ignore[arg-type]
+    return tuple((f.name, hints[f.name]) for f in fields(cls))
+
+
+def _build(cls: type[T], data: Mapping[str, Any]) -> T:
+    kind: type = cls
+    kwargs = {name: _value(hint, data[name]) for name, hint in _field_types(kind) if name in data}
     return cls(**kwargs)
 
 
