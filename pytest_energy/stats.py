@@ -749,6 +749,23 @@ def _with(c: Comparison, **changes: object) -> Comparison:
     return replace(c, **changes)  # type: ignore[arg-type]
 
 
+def _status(
+    ratio: float,
+    p_regressed: float,
+    p_improved: float,
+    tolerance_pct: float,
+    alpha: float,
+    low_confidence: bool,
+) -> Status:
+    """A change beyond the tolerance, confirmed by the test unless it cannot reach alpha."""
+    limit = tolerance_pct / 100.0
+    if ratio > 1.0 + limit and (low_confidence or p_regressed < alpha):
+        return Status.REGRESSED
+    if ratio < 1.0 - limit and (low_confidence or p_improved < alpha):
+        return Status.IMPROVED
+    return Status.OK
+
+
 def _u_test(
     current: Sequence[float], baseline: Sequence[float], tolerance_pct: float, alpha: float
 ) -> Comparison:
@@ -759,14 +776,8 @@ def _u_test(
         tolerance_pct = max(tolerance_pct, LOW_CONFIDENCE_MIN_TOLERANCE_PCT)
     p_regressed = mann_whitney_greater(current, baseline)
     p_improved = mann_whitney_greater(baseline, current)
-    limit = tolerance_pct / 100.0
-    status = Status.OK
-    if ratio > 1.0 + limit and (low_confidence or p_regressed < alpha):
-        status = Status.REGRESSED
-    elif ratio < 1.0 - limit and (low_confidence or p_improved < alpha):
-        status = Status.IMPROVED
     return Comparison(
-        status=status,
+        status=_status(ratio, p_regressed, p_improved, tolerance_pct, alpha, low_confidence),
         ratio=ratio,
         p_regressed=p_regressed,
         p_improved=p_improved,
@@ -1006,12 +1017,7 @@ def compare_paired(
         tolerance_pct = max(tolerance_pct, LOW_CONFIDENCE_MIN_TOLERANCE_PCT)
     p_regressed = signed_rank_greater(logs)
     p_improved = signed_rank_greater([-x for x in logs])
-    limit = tolerance_pct / 100.0
-    status = Status.OK
-    if ratio > 1.0 + limit and (low_confidence or p_regressed < alpha):
-        status = Status.REGRESSED
-    elif ratio < 1.0 - limit and (low_confidence or p_improved < alpha):
-        status = Status.IMPROVED
+    status = _status(ratio, p_regressed, p_improved, tolerance_pct, alpha, low_confidence)
     return Comparison(
         status=status,
         ratio=ratio,
