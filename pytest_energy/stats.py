@@ -755,13 +755,15 @@ def _status(
     p_improved: float,
     tolerance_pct: float,
     alpha: float,
-    low_confidence: bool,
+    *,
+    confirm: bool,
 ) -> Status:
-    """A change beyond the tolerance, confirmed by the test unless it cannot reach alpha."""
+    """A change beyond the tolerance; with ``confirm``, also significant at ``alpha`` (the
+    rules that have a test, when it can reach alpha at all)."""
     limit = tolerance_pct / 100.0
-    if ratio > 1.0 + limit and (low_confidence or p_regressed < alpha):
+    if ratio > 1.0 + limit and (not confirm or p_regressed < alpha):
         return Status.REGRESSED
-    if ratio < 1.0 - limit and (low_confidence or p_improved < alpha):
+    if ratio < 1.0 - limit and (not confirm or p_improved < alpha):
         return Status.IMPROVED
     return Status.OK
 
@@ -777,7 +779,9 @@ def _u_test(
     p_regressed = mann_whitney_greater(current, baseline)
     p_improved = mann_whitney_greater(baseline, current)
     return Comparison(
-        status=_status(ratio, p_regressed, p_improved, tolerance_pct, alpha, low_confidence),
+        status=_status(
+            ratio, p_regressed, p_improved, tolerance_pct, alpha, confirm=not low_confidence
+        ),
         ratio=ratio,
         p_regressed=p_regressed,
         p_improved=p_improved,
@@ -799,12 +803,7 @@ def _deterministic(
 ) -> Comparison:
     """The ``"deterministic"`` rule: the median ratio against the tolerance alone."""
     ratio = _ratio(median(current), median(baseline))
-    limit = tolerance_pct / 100.0
-    status = Status.OK
-    if ratio > 1.0 + limit:
-        status = Status.REGRESSED
-    elif ratio < 1.0 - limit:
-        status = Status.IMPROVED
+    status = _status(ratio, 1.0, 1.0, tolerance_pct, alpha, confirm=False)
     return Comparison(
         status=status,
         ratio=ratio,
@@ -1017,7 +1016,9 @@ def compare_paired(
         tolerance_pct = max(tolerance_pct, LOW_CONFIDENCE_MIN_TOLERANCE_PCT)
     p_regressed = signed_rank_greater(logs)
     p_improved = signed_rank_greater([-x for x in logs])
-    status = _status(ratio, p_regressed, p_improved, tolerance_pct, alpha, low_confidence)
+    status = _status(
+        ratio, p_regressed, p_improved, tolerance_pct, alpha, confirm=not low_confidence
+    )
     return Comparison(
         status=status,
         ratio=ratio,
