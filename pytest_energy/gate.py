@@ -16,14 +16,17 @@ from .results import EnergyResult, failure_message, fmt_num
 class Decision:
     """What the gate makes of one test."""
 
-    outcome: str
-    """The test's outcome after the gate: the one it had, or ``failed``."""
     message: str
     """Why the gate failed the test; ``""`` when it did not."""
     properties: tuple[tuple[str, object], ...]
     """JUnit XML properties, for ``record_property``-style export."""
     result: EnergyResult
     """The record with its final outcome and baseline decision filled in."""
+
+    @property
+    def outcome(self) -> str:
+        """The test's outcome after the gate: the one it had, or ``failed``."""
+        return self.result.outcome
 
 
 def decide(result: EnergyResult, outcome: str, *, updating: bool, strict: bool = False) -> Decision:
@@ -38,9 +41,8 @@ def decide(result: EnergyResult, outcome: str, *, updating: bool, strict: bool =
     """
     messages: list[str] = []
     if outcome == "passed":
-        text = failure_message(result, update_hint=not updating)
         if result.over_budget or (result.regressed and not updating):
-            messages.append(text)
+            messages.append(failure_message(result, update_hint=not updating))
         if strict and not updating and result.comparison is None and not result.over_budget:
             messages.append(
                 f"{result.nodeid} has no comparable baseline entry "
@@ -55,7 +57,6 @@ def decide(result: EnergyResult, outcome: str, *, updating: bool, strict: bool =
         update = "replace" if result.verdict in ("regressed", "improved") else "append"
     result = replace(result, outcome=final, baseline_update=update)
     return Decision(
-        outcome=final,
         message="\n".join(messages),
         properties=properties(result),
         result=result,
