@@ -119,6 +119,11 @@ class BaselineEntry:
     def kwh_per_1000(self) -> float:
         return median(self.samples)
 
+    def comparable(self, meter: str, estimated: bool) -> bool:
+        """Whether figures of ``meter`` (measured or ``estimated``) may be judged against
+        this entry: only those of the meter, and the kind of figure, that recorded it."""
+        return self.meter == meter and self.estimated == estimated
+
     def to_toml(self) -> dict[str, Any]:
         """The entry as the table :func:`dumps` writes (for callers that want a mapping)."""
         table: dict[str, Any] = {
@@ -201,8 +206,7 @@ class Baseline:
                 if (
                     change.replace_history
                     or old is None
-                    or old.meter != new.meter
-                    or old.estimated != new.estimated
+                    or not old.comparable(new.meter, new.estimated)
                 ):
                     runs = fresh[-history:]
                 else:

@@ -234,7 +234,7 @@ def compare_sources(old: Source, new: Source, *, tolerance_pct: float, alpha: fl
                 )
                 rows.append(Row(nodeid, hardware, None, entry.kwh_per_1000, "-", verdict))
                 continue
-            if before.meter != entry.meter or before.estimated != entry.estimated:
+            if not before.comparable(entry.meter, entry.estimated):
                 verdict = (
                     f"not comparable: meter {before.meter}{' (estimated)' * before.estimated} "
                     f"in OLD, {entry.meter}{' (estimated)' * entry.estimated} in NEW"

@@ -114,7 +114,7 @@ def judge(
     note = ""
     if baseline is None:
         note = f"no baseline entry for this test on {measurement.hardware}"
-    elif baseline.meter != measurement.meter or baseline.estimated != measurement.estimated:
+    elif not baseline.comparable(measurement.meter, measurement.estimated):
         note = (
             f"the baseline was recorded with meter {baseline.meter!r}"
             f"{' (estimated)' if baseline.estimated else ''}, this run used "

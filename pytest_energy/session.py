@@ -186,9 +186,9 @@ class EnergySession:
         """The baseline entry this test's windows will be judged against, if any."""
         meter = self.meter
         entry = self.baseline.get(meter.hardware, nodeid)
-        if entry is None or entry.meter != meter.name or entry.estimated != meter.estimated:
-            return None
-        return entry
+        return (
+            entry if entry is not None and entry.comparable(meter.name, meter.estimated) else None
+        )
 
     def plan(self, nodeid: str, marker_tolerance_pct: float | None) -> WindowPlan:
         """How many windows ``energy(fn, ...)`` takes for this test."""

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 import report_data as data
+
 from pytest_energy.gate import decide, properties, section
 
 NODE = "tests/test_model.py::test_inference"
