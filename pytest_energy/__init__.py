@@ -1,7 +1,7 @@
 """pytest-energy: energy budgets for ML inference in CI.
 
-Public names: the :class:`Meter` protocol for custom meters, the :class:`Measurement` and
-:class:`Window` a test's ``energy.result`` returns, and the error types.
+Public names: the :class:`Meter` protocol for custom meters, the :class:`Record` a test's
+``energy.result`` returns (with its :class:`Window` list), and the error types.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .fixture import EnergyFixture
-    from .measure import Measurement, Window
     from .meters.base import Meter
+    from .record import Record, Window
 
 __all__ = [
     "BaselineError",
@@ -32,11 +32,11 @@ __all__ = [
     "CounterWentBackwards",
     "EnergyError",
     "EnergyFixture",
-    "Measurement",
     "MeasurementError",
     "Meter",
     "MeterError",
     "MeterUnavailable",
+    "Record",
     "Window",
     "__version__",
 ]
@@ -44,8 +44,8 @@ __all__ = [
 
 _LAZY = {
     "EnergyFixture": "pytest_energy.fixture",
-    "Measurement": "pytest_energy.measure",
-    "Window": "pytest_energy.measure",
+    "Record": "pytest_energy.record",
+    "Window": "pytest_energy.record",
     "Meter": "pytest_energy.meters.base",
 }
 

@@ -24,32 +24,29 @@ import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from . import __version__
+from . import __version__, gate
 from . import baseline as baseline_io
-from .baseline import Baseline, BaselineEntry
+from . import settings as settings_mod
+from .baseline import Baseline, Update
 from .errors import BaselineError, ConfigError
-from .report.common import ReportError
+from .record import Record
+from .report.common import ReportError, fmt_num
 from .report.json import Report, load_report
-from .results import fmt_num
 from .settings import (
     DEFAULT_ALPHA,
     DEFAULT_BASELINE_NAME,
+    DEFAULT_DETERMINISTIC_TOLERANCE_PCT,
     DEFAULT_TOLERANCE_PCT,
+    Settings,
     parse_percent,
     parse_probability,
 )
-from .stats import (
-    DEFAULT_RUN_SPREAD_PCT,
-    Status,
-    coefficient_of_variation,
-    compare,
-    median,
-    round_sample,
-)
+from .stats import coefficient_of_variation, median
+from .verdict import BASELINE, NEW, Verdict, judge
 
 EXIT_OK = 0
 EXIT_FOUND = 1
@@ -63,14 +60,18 @@ class InputError(Exception):
 
 @dataclass(frozen=True)
 class Source:
-    """A baseline or report, as baseline entries keyed by hardware then node id."""
+    """A baseline or report, as records keyed by hardware then node id."""
 
     path: Path
     kind: str
     """"report" or "baseline"."""
-    entries: dict[str, dict[str, BaselineEntry]]
+    entries: dict[str, dict[str, Record]]
     run: Mapping[str, object] = field(default_factory=dict)
     """A report's ``run`` object (tolerance_pct, alpha ...); empty for a baseline."""
+    recording: dict[tuple[str, str], str] = field(default_factory=dict)
+    """For a report: how --energy-update-baseline would have recorded each test (``append``,
+    ``replace`` or ``""``: not at all, for a test that failed, went over budget or
+    regressed)."""
 
 
 def _kind(path: Path) -> str:
@@ -108,22 +109,23 @@ def read_source(path: Path) -> Source:
         report = load_report(path)
     except ReportError as exc:
         raise InputError(str(exc)) from None
-    return Source(path, kind, report_entries(report), dict(report.run))
+    return _report_source(path, report)
 
 
-def report_entries(report: Report) -> dict[str, dict[str, BaselineEntry]]:
-    """A report's records as baseline entries, samples rounded as the baseline rounds them."""
-    entries: dict[str, dict[str, BaselineEntry]] = {}
-    for record in report.records:
-        entries.setdefault(record.hardware, {})[record.nodeid] = BaselineEntry(
-            samples=tuple(round_sample(x) for x in record.samples),
-            meter=record.meter,
-            estimated=record.estimated,
-            pytest_energy_version=report.version,
-            inferences=record.inferences,
-            tokens=record.tokens,
-        )
-    return entries
+def _report_source(path: Path, report: Report) -> Source:
+    """A report's baseline-checked records (``energy.compare`` results are not baselines)."""
+    entries: dict[str, dict[str, Record]] = {}
+    recording: dict[tuple[str, str], str] = {}
+    for reported in report.results:
+        if reported.check != BASELINE:
+            continue
+        record = reported.record
+        entries.setdefault(record.hardware, {})[record.nodeid] = record
+        verdict = Verdict(status=reported.verdict or NEW, check=reported.check)
+        # a report of 0.2 says no outcome: a failing verdict failed its test
+        outcome = reported.outcome or ("failed" if verdict.failed else "passed")
+        recording[(record.hardware, record.nodeid)] = gate.recording(verdict, outcome)
+    return Source(path, "report", entries, dict(report.run), recording)
 
 
 def _table(
@@ -168,26 +170,29 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
                 fmt_num(e.kwh_per_1000),
                 str(len(e.samples)),
                 str(e.inferences),
+                "-" if e.tokens is None else str(e.tokens),
+                "-" if e.images is None else str(e.images),
                 e.meter,
-                "yes" if e.estimated else "no",
-                e.pytest_energy_version or "-",
+                e.figures,
+                e.version or "-",
                 *_runs(e),
             ]
             for nodeid, e in sorted(tests.items())
         ]
         _table(
             [
-                *("test", "kWh/1000", "windows", "inferences", "meter", "estimated", "version"),
-                *("runs", "run spread", "run medians (oldest first)", "last run"),
+                *("test", "kWh/1000", "windows", "inferences", "tokens", "images", "meter"),
+                *("figures", "version", "runs", "run spread", "run medians (oldest first)"),
+                "last run",
             ],
             rows,
-            {1, 2, 3, 7, 8},
+            {1, 2, 3, 4, 5, 9, 10},
             out,
         )
     return EXIT_OK
 
 
-def _runs(entry: BaselineEntry) -> list[str]:
+def _runs(entry: Record) -> list[str]:
     """The entry's recorded runs: count, run-to-run spread, medians and the last date."""
     medians = [run.kwh_per_1000 for run in entry.runs]
     spread = "-"
@@ -215,15 +220,18 @@ class Row:
     new: float | None
     change: str
     verdict: str
+    rule: str = "-"
     compared: bool = False
     regressed: bool = False
 
 
-def compare_sources(old: Source, new: Source, *, tolerance_pct: float, alpha: float) -> list[Row]:
-    """One row per test of ``new`` (and per test only in ``old``), judged by the gate's rule."""
+def compare_sources(old: Source, new: Source, settings: Settings) -> list[Row]:
+    """One row per test of ``new`` (and per test only in ``old``), judged as the plugin
+    judges: :func:`pytest_energy.verdict.judge` by the rule ``settings`` build for the
+    record's kind of figures."""
     rows: list[Row] = []
     for hardware in sorted(new.entries):
-        for nodeid, entry in sorted(new.entries[hardware].items()):
+        for nodeid, record in sorted(new.entries[hardware].items()):
             before = old.entries.get(hardware, {}).get(nodeid)
             if before is None:
                 elsewhere = sorted(hw for hw, tests in old.entries.items() if nodeid in tests)
@@ -232,65 +240,38 @@ def compare_sources(old: Source, new: Source, *, tolerance_pct: float, alpha: fl
                     if elsewhere
                     else "new: not in OLD"
                 )
-                rows.append(Row(nodeid, hardware, None, entry.kwh_per_1000, "-", verdict))
+                rows.append(Row(nodeid, hardware, None, record.kwh_per_1000, "-", verdict))
                 continue
-            if not before.comparable(entry.meter, entry.estimated):
-                verdict = (
-                    f"not comparable: meter {before.meter}{' (estimated)' * before.estimated} "
-                    f"in OLD, {entry.meter}{' (estimated)' * entry.estimated} in NEW"
-                )
+            rule = settings.rule(deterministic=record.deterministic, estimated=record.estimated)
+            judged = judge(record, before, rule)
+            c = judged.comparison
+            if c is None:
+                verdict = f"not comparable: {judged.note}"
                 rows.append(
-                    Row(nodeid, hardware, before.kwh_per_1000, entry.kwh_per_1000, "-", verdict)
+                    Row(nodeid, hardware, before.kwh_per_1000, record.kwh_per_1000, "-", verdict)
                 )
                 continue
-            deterministic = _deterministic_meter(entry.meter)
-            c = compare(
-                entry.samples,
-                before.samples,
-                tolerance_pct=tolerance_pct,
-                alpha=alpha,
-                history=before.runs,
-                run_spread_pct=None if deterministic else _prior_spread(entry),
-                deterministic=deterministic,
-            )
             change = f"{c.change_pct:+.1f}%" if math.isfinite(c.change_pct) else "+inf%"
-            verdict = c.status.value + (" (low confidence)" if c.low_confidence else "")
             rows.append(
                 Row(
                     nodeid,
                     hardware,
                     before.kwh_per_1000,
-                    entry.kwh_per_1000,
+                    record.kwh_per_1000,
                     change,
-                    verdict,
+                    judged.status + (" (low confidence)" if c.low_confidence else ""),
+                    rule=f"{c.rule} {c.tolerance_pct:g}%",
                     compared=True,
-                    regressed=c.status is Status.REGRESSED,
+                    regressed=judged.regressed,
                 )
             )
     for hardware in sorted(old.entries):
-        for nodeid, entry in sorted(old.entries[hardware].items()):
+        for nodeid, record in sorted(old.entries[hardware].items()):
             if nodeid not in new.entries.get(hardware, {}):
                 rows.append(
-                    Row(nodeid, hardware, entry.kwh_per_1000, None, "-", "missing: not in NEW")
+                    Row(nodeid, hardware, record.kwh_per_1000, None, "-", "missing: not in NEW")
                 )
     return rows
-
-
-def _deterministic_meter(name: str) -> bool:
-    """Whether ``name`` is a built-in meter whose figures depend on the work alone."""
-    from .meters import BUILTIN, resolve
-
-    if name not in BUILTIN:
-        return False
-    try:
-        return getattr(resolve(name), "deterministic", False) is True
-    except ConfigError:
-        return False
-
-
-def _prior_spread(entry: BaselineEntry) -> float:
-    """The gate's prior run-to-run spread for the entry's kind of meter."""
-    return DEFAULT_RUN_SPREAD_PCT["estimated" if entry.estimated else "measured"]
 
 
 _INI_FILES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
@@ -303,13 +284,11 @@ def ini_values(path: Path) -> dict[str, str]:
     except OSError as exc:
         raise InputError(f"{path} cannot be read ({exc.strerror or exc}). Check --ini.") from None
     if path.suffix == ".toml":
-        if sys.version_info >= (3, 11):
-            import tomllib
-        else:  # pragma: no cover
-            import tomli as tomllib
+        import tomli
+
         try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
+            data = tomli.loads(text)
+        except tomli.TOMLDecodeError as exc:
             raise InputError(f"{path} is not valid TOML ({exc}).") from None
         options = data.get("tool", {}).get("pytest", {}).get("ini_options", {})
         return {str(k): str(v) for k, v in options.items()} if isinstance(options, dict) else {}
@@ -331,69 +310,89 @@ def find_ini(directory: Path) -> Path | None:
     return None
 
 
-def _from_run(
-    sources: Sequence[Source], key: str, check: Callable[[str], float]
-) -> tuple[float, str] | None:
-    for source in sources:
-        value = source.run.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            try:
-                return check(repr(float(value))), f"recorded in {source.path}"
-            except ConfigError:
-                continue
-    return None
+#: The options a report's ``run`` records, by option name.
+_RECORDED = {"tolerance": "tolerance_pct", "alpha": "alpha", "run_spread": "run_spread_pct"}
 
 
-def resolve_rule(
-    args: argparse.Namespace, new: Source, old: Source
-) -> tuple[tuple[float, str], tuple[float, str]]:
-    """(value, where it came from) for the tolerance and alpha: the option, else the value
-    recorded in NEW's then OLD's report, else the ini's, else the default."""
-    ini_path: Path | None = args.ini if args.ini is not None else find_ini(Path.cwd())
+def resolve_settings(
+    flags: Mapping[str, str | None], ini_path: Path | None, sources: Sequence[Source]
+) -> tuple[Settings, dict[str, str]]:
+    """The settings that judge, resolved as the plugin resolves them
+    (:func:`pytest_energy.settings.resolve`): the command line (``flags``), else the pytest
+    configuration (``ini_path``), else the values a report recorded (NEW's, then OLD's),
+    else the defaults. Returns them and where each rule setting came from."""
     ini = ini_values(ini_path) if ini_path is not None else {}
-    rule = []
-    for option, key, parse, default in (
-        ("tolerance", "tolerance_pct", parse_percent, DEFAULT_TOLERANCE_PCT),
-        ("alpha", "alpha", parse_probability, DEFAULT_ALPHA),
-    ):
-        given = getattr(args, option)
-        if given is not None:
-            rule.append((given, f"--{option}"))
-            continue
-        recorded = _from_run((new, old), key, parse)
-        if recorded is not None:
-            rule.append(recorded)
-            continue
-        ini_key = f"energy_{option}"
-        if ini_key in ini:
-            try:
-                rule.append((parse(ini[ini_key]), f"{ini_key} in {ini_path}"))
-            except ConfigError as exc:
-                raise InputError(f"{ini_path}: {ini_key}: {exc}") from None
-            continue
-        rule.append((default, "default"))
-    return rule[0], rule[1]
+    where: dict[str, str] = {}
+
+    def cli(opt: settings_mod.Option) -> str | None:
+        value = flags.get(opt.name)
+        if value is not None:
+            where[opt.name] = f"--{opt.name.replace('_', '-')}"
+        return value
+
+    def config(opt: settings_mod.Option) -> str | None:
+        if opt.dest in ini:
+            where.setdefault(opt.name, f"{opt.dest} in {ini_path}")
+            return ini[opt.dest]
+        key = _RECORDED.get(opt.name)
+        for source in sources:
+            value = source.run.get(key) if key else None
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                where.setdefault(opt.name, f"recorded in {source.path}")
+                return repr(float(value))
+        return None
+
+    cwd = Path.cwd()
+    try:
+        resolved = settings_mod.resolve(cli, config, invocation_dir=cwd, rootdir=cwd)
+    except ConfigError as exc:
+        raise InputError(f"{exc}") from None
+    return resolved, where
+
+
+def _rule_line(settings: Settings, where: Mapping[str, str]) -> str:
+    if settings.tolerance_pct is not None:
+        tolerance = f"tolerance {settings.tolerance_pct:g}% ({where.get('tolerance', 'given')})"
+    else:
+        tolerance = (
+            f"tolerance {DEFAULT_TOLERANCE_PCT:g}% for measured and estimated figures, "
+            f"{DEFAULT_DETERMINISTIC_TOLERANCE_PCT:g}% for modelled ones (default)"
+        )
+    alpha = f"alpha {settings.alpha:g} ({where.get('alpha', 'default')})"
+    return (
+        f"rule: the gate's, per record: {tolerance}; {alpha}; the one-sided U test and "
+        "the prediction bound of the recorded runs, or for a deterministic meter the median "
+        "ratio alone"
+    )
 
 
 def cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
     old = read_source(args.old)
     new = read_source(args.new)
-    (tolerance, tolerance_from), (alpha, alpha_from) = resolve_rule(args, new, old)
-    rows = compare_sources(old, new, tolerance_pct=tolerance, alpha=alpha)
+    ini_path: Path | None = args.ini if args.ini is not None else find_ini(Path.cwd())
+    flags = {
+        name: None if value is None else repr(value)
+        for name, value in (
+            ("tolerance", args.tolerance),
+            ("alpha", args.alpha),
+            ("run_spread", args.run_spread),
+        )
+    }
+    settings, where = resolve_settings(flags, ini_path, (new, old))
+    rows = compare_sources(old, new, settings)
     print(f"OLD: {old.path} ({old.kind})", file=out)
     print(f"NEW: {new.path} ({new.kind})", file=out)
-    print(
-        f"rule: tolerance {tolerance:g}% ({tolerance_from}), one-sided Mann-Whitney U at "
-        f"alpha {alpha:g} ({alpha_from})",
-        file=out,
-    )
+    print(_rule_line(settings, where), file=out)
     print(file=out)
     if not rows:
         print("Neither input holds any test.", file=out)
         return EXIT_OK
     _table(
-        ["test", "hardware", "OLD kWh/1000", "NEW kWh/1000", "change", "verdict"],
-        [[r.nodeid, r.hardware, fmt_num(r.old), fmt_num(r.new), r.change, r.verdict] for r in rows],
+        ["test", "hardware", "OLD kWh/1000", "NEW kWh/1000", "change", "rule", "verdict"],
+        [
+            [r.nodeid, r.hardware, fmt_num(r.old), fmt_num(r.new), r.change, r.rule, r.verdict]
+            for r in rows
+        ],
         {2, 3, 4},
         out,
     )
@@ -410,38 +409,57 @@ def cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
 # -- merge --------------------------------------------------------------------------------
 
 
-def same_entry(a: BaselineEntry, b: BaselineEntry) -> bool:
-    """Equal entries, samples compared at the baseline's 6 significant digits."""
-    return replace(a, samples=tuple(map(round_sample, a.samples))) == replace(
-        b, samples=tuple(map(round_sample, b.samples))
-    )
+@dataclass
+class Merge:
+    """What the inputs of ``merge`` ask to store, and what they may not."""
+
+    updates: dict[tuple[str, str], Update] = field(default_factory=dict)
+    conflicts: list[str] = field(default_factory=list)
+    not_recorded: list[str] = field(default_factory=list)
+    """Tests of a report that --energy-update-baseline would not record."""
 
 
-def merge_sources(sources: Sequence[Source]) -> tuple[Baseline, list[str]]:
-    """All entries of ``sources`` in one baseline, and a line per conflicting entry.
+def merge_sources(sources: Sequence[Source]) -> Merge:
+    """The updates the inputs ask for, as --energy-update-baseline would make them.
 
-    The same test on the same hardware may appear in several inputs only when the entries
-    are the same (samples compared at 6 significant digits, so a baseline and the JSON
-    report of the run that wrote it agree); otherwise it is a conflict and no entry is chosen.
+    A report's test is recorded as the plugin records it (:func:`pytest_energy.gate.recording`:
+    a passing ``ok`` or ``new`` run is appended to the entry's history, an accepted new level
+    replaces it, and a test that failed, went over budget or regressed is not recorded); a
+    baseline input's entry comes with its history. The same test on the same hardware may
+    come from several inputs only with the same figures (a baseline and the report of the
+    run that wrote it): the one with the longer history is kept. Different figures are a
+    conflict, and no entry is chosen.
     """
-    merged: dict[str, dict[str, BaselineEntry]] = {}
+    merge = Merge()
     origin: dict[tuple[str, str], Path] = {}
-    conflicts: list[str] = []
     for source in sources:
         for hardware, tests in source.entries.items():
-            for nodeid, entry in tests.items():
-                held = merged.setdefault(hardware, {}).get(nodeid)
+            for nodeid, record in tests.items():
+                key = (hardware, nodeid)
+                if source.kind == "report":
+                    how = source.recording.get(key, "append")
+                    if not how:
+                        merge.not_recorded.append(f"{nodeid} on {hardware} ({source.path})")
+                        continue
+                    update = Update(record, replace_history=how == "replace")
+                else:
+                    update = Update(record, replace_history=True)
+                held = merge.updates.get(key)
                 if held is None:
-                    merged[hardware][nodeid] = entry
-                    origin[(hardware, nodeid)] = source.path
-                elif not same_entry(held, entry):
-                    conflicts.append(
-                        f"{nodeid} on {hardware}: {origin[(hardware, nodeid)]} has "
-                        f"{fmt_num(held.kwh_per_1000)} kWh/1000 from {len(held.samples)} window(s) "
-                        f"({held.meter}), {source.path} has {fmt_num(entry.kwh_per_1000)} from "
-                        f"{len(entry.samples)} window(s) ({entry.meter})"
+                    merge.updates[key] = update
+                    origin[key] = source.path
+                elif not held.record.same_figures(record):
+                    merge.conflicts.append(
+                        f"{nodeid} on {hardware}: {origin[key]} has "
+                        f"{fmt_num(held.record.kwh_per_1000)} kWh/1000 from "
+                        f"{len(held.record.samples)} window(s) ({held.record.meter}), "
+                        f"{source.path} has {fmt_num(record.kwh_per_1000)} from "
+                        f"{len(record.samples)} window(s) ({record.meter})"
                     )
-    return Baseline(merged), conflicts
+                elif len(record.runs) > len(held.record.runs):
+                    merge.updates[key] = update
+                    origin[key] = source.path
+    return merge
 
 
 def _merge_target(out_path: Path, inputs: Sequence[Path], replace_all: bool) -> Baseline | None:
@@ -489,45 +507,51 @@ def cmd_merge(args: argparse.Namespace, out: TextIO) -> int:
     if target is None and not inputs:
         raise InputError(f"nothing to merge: the only input is OUT {out_path} itself.")
     sources = [read_source(path) for path in inputs]
-    merged, conflicts = merge_sources(sources)
-    if conflicts:
+    ini_path: Path | None = args.ini if args.ini is not None else find_ini(Path.cwd())
+    settings, _ = resolve_settings({}, ini_path, ())
+    merge = merge_sources(sources)
+    if merge.conflicts:
         print(
-            f"pytest-energy merge: {len(conflicts)} conflict(s); {out_path} was not written. "
-            "Each test may come from one input per hardware (identical copies are fine); "
-            "drop the stale input or re-run that job.",
+            f"pytest-energy merge: {len(merge.conflicts)} conflict(s); {out_path} was not "
+            "written. Each test may come from one input per hardware (identical copies are "
+            "fine); drop the stale input or re-run that job.",
             file=out,
         )
-        for line in conflicts:
+        for line in merge.conflicts:
             print(f"  conflict: {line}", file=out)
         return EXIT_FOUND
-    kept = 0
-    if target is not None:
-        # Entries of the inputs replace OUT's with their own run history; every other entry
-        # of OUT is kept as it is.
-        updates = {
-            hw: {
-                nodeid: baseline_io.Update(entry, replace_history=True)
-                for nodeid, entry in tests.items()
-            }
-            for hw, tests in merged.entries.items()
-        }
-        longest = max(
-            (len(e.runs) for tests in merged.entries.values() for e in tests.values()), default=1
-        )
-        result = target.merged(updates, history=max(longest, 1))
-        kept = len(result) - len(merged)
-        merged = result
+    longest = max((len(u.record.runs) for u in merge.updates.values()), default=1)
+    history = max(settings.history, longest)
     try:
-        baseline_io.save(out_path, merged)
+        if args.replace:
+            written = Baseline().merged(merge.updates, history=history)
+            baseline_io.replace_all(out_path, written, lock_timeout_s=settings.lock_timeout_s)
+        else:
+            written = baseline_io.update(
+                out_path,
+                merge.updates,
+                history=history,
+                lock_timeout_s=settings.lock_timeout_s,
+                on_wait=lambda message: print(f"pytest-energy merge: {message}", file=sys.stderr),
+            )
     except BaselineError as exc:
         raise InputError(str(exc)) from None
+    kept = len(written) - len(merge.updates)
     kept_text = f", {kept} of them kept from {out_path}" if target is not None else ""
     print(
-        f"wrote {len(merged)} entr{'y' if len(merged) == 1 else 'ies'} on "
-        f"{sum(1 for tests in merged.entries.values() if tests)} hardware to {out_path} "
+        f"wrote {len(written)} entr{'y' if len(written) == 1 else 'ies'} on "
+        f"{sum(1 for tests in written.entries.values() if tests)} hardware to {out_path} "
         f"(from {len(sources)} input(s){kept_text})",
         file=out,
     )
+    if merge.not_recorded:
+        print(
+            f"not recorded: {len(merge.not_recorded)} test(s) that failed, went over budget or "
+            "regressed, as --energy-update-baseline would not record them:",
+            file=out,
+        )
+        for line in merge.not_recorded:
+            print(f"  {line}", file=out)
     return EXIT_OK
 
 
@@ -588,17 +612,26 @@ def parser() -> argparse.ArgumentParser:
         type=_option(parse_percent),
         default=None,
         metavar="PCT",
-        help="allowed regression in percent (default: the tolerance recorded in NEW's or OLD's "
-        "report, else energy_tolerance from --ini or the pytest configuration in the current "
-        f"directory, else {DEFAULT_TOLERANCE_PCT:g})",
+        help="allowed regression in percent (default: energy_tolerance from --ini or the "
+        "pytest configuration in the current directory, else the tolerance recorded in NEW's "
+        f"or OLD's report, else {DEFAULT_TOLERANCE_PCT:g}, or "
+        f"{DEFAULT_DETERMINISTIC_TOLERANCE_PCT:g} for a deterministic meter)",
     )
     cmp.add_argument(
         "--alpha",
         type=_option(parse_probability),
         default=None,
         metavar="P",
-        help="significance level of the one-sided Mann-Whitney U test (default: as for "
-        f"--tolerance, from the reports, energy_alpha, else {DEFAULT_ALPHA:g})",
+        help="significance level of the gate's one-sided tests (default: as for --tolerance, "
+        f"energy_alpha, then the reports, else {DEFAULT_ALPHA:g})",
+    )
+    cmp.add_argument(
+        "--run-spread",
+        type=_option(parse_percent),
+        default=None,
+        metavar="PCT",
+        help="prior run-to-run spread in percent (default: as for --tolerance; else 2 for "
+        "measured and 5 for estimated figures)",
     )
     cmp.add_argument(
         "--ini",
@@ -606,7 +639,8 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         metavar="PATH",
         help="pytest configuration file (pytest.ini, pyproject.toml, tox.ini, setup.cfg) to read "
-        "energy_tolerance and energy_alpha from (default: the one in the current directory)",
+        "energy_tolerance, energy_alpha and energy_run_spread from (default: the one in the "
+        "current directory)",
     )
     cmp.set_defaults(run=cmd_compare)
 
@@ -628,6 +662,14 @@ def parser() -> argparse.ArgumentParser:
         "--replace",
         action="store_true",
         help="drop OUT's existing entries: OUT holds only the inputs' entries",
+    )
+    merge.add_argument(
+        "--ini",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="pytest configuration file to read energy_history and energy_lock_timeout from "
+        "(default: the one in the current directory)",
     )
     merge.set_defaults(run=cmd_merge)
 

@@ -129,7 +129,7 @@ def holder_of(path: Path) -> dict[str, object]:
     return info if isinstance(info, dict) else {}
 
 
-def _describe_holder(path: Path, now: float) -> str:
+def describe_holder(path: Path, now: float) -> str:
     info = holder_of(path)
     pid = info.get("pid")
     if not isinstance(pid, int):
@@ -150,7 +150,7 @@ def _describe_holder(path: Path, now: float) -> str:
 _RECORD_BYTES = 192
 
 
-def _write_holder(fd: int) -> None:
+def write_holder(fd: int) -> None:
     """Write who holds the lock, as one JSON line padded to a fixed size.
 
     A fixed size means no ``ftruncate`` (which costs ~2 ms on ext4, 100x the lock itself).
@@ -235,7 +235,7 @@ class DeviceLocks:
             for device in self.devices:
                 path = directory / _file_name(device)
                 lock = filelock.FileLock(
-                    path, mode=_LOCK_FILE_MODE, poll_interval=_POLL_S, on_acquired=_write_holder
+                    path, mode=_LOCK_FILE_MODE, poll_interval=_POLL_S, on_acquired=write_holder
                 )
                 self._locks.append((device, path, lock))
         return self._locks
@@ -261,7 +261,7 @@ class DeviceLocks:
             if now >= deadline:
                 raise DeviceLockError(
                     f"gave up after {now - started:.1f} s waiting for the device lock on "
-                    f"{device!r} ({path}), {_describe_holder(path, time.time())}. Another pytest "
+                    f"{device!r} ({path}), {describe_holder(path, time.time())}. Another pytest "
                     "session or xdist worker is metering this device and its window has not "
                     "ended (a hung read() or a very long test). Fix: stop that process if it is "
                     "stuck, raise --energy-lock-timeout (ini energy_lock_timeout), or run "
@@ -272,7 +272,7 @@ class DeviceLocks:
                 if self.on_wait is not None:
                     limit = f"{deadline - started:.3g} s" if deadline != float("inf") else "ever"
                     self.on_wait(
-                        f"waiting for the lock on {device} {_describe_holder(path, time.time())}; "
+                        f"waiting for the lock on {device} {describe_holder(path, time.time())}; "
                         f"waiting up to {limit} (--energy-lock-timeout)"
                     )
 

@@ -1,17 +1,18 @@
 """The pytest layer's plugin objects; their methods are pytest's hooks.
 
-:class:`EnergyPlugin` runs in every process that runs tests: it holds the session's energy
-state, turns markers into budgets at collection and serves the ``energy`` fixture. Once a
+:class:`EnergyPlugin` runs in every process that runs tests: it turns markers into budgets
+at collection, serves the ``energy`` fixture, and owns the session's
+:class:`~pytest_energy.measurer.Measurer` and :class:`~pytest_energy.judge.Judge`. Once a
 session has an energy test it registers :class:`AttemptHooks`, which start a clean
 :class:`~pytest_energy.fixture.Attempt` at the setup of every attempt, meter marker-only
 tests' call phase, and judge each test in its report; sessions without energy tests never
-pay for those per-test hooks. The judged record rides on the test's report
-(``report.pytest_energy``, plain values), so under pytest-xdist the controller has it as
+pay for those per-test hooks. The judged results ride on the test's report
+(``report.pytest_energy``, plain values), so under pytest-xdist the controller has them as
 soon as the test finishes.
 
 :class:`EnergyReporter` runs where the run is reported (the controller under xdist): it
-collects the records from the reports, writes the baseline and the report files, and
-prints the summary.
+collects the results from the reports into a :class:`~pytest_energy.collector.Collector`,
+writes the baseline and the report files, and prints the summary.
 """
 
 from __future__ import annotations
@@ -24,25 +25,27 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from . import budget as budget_mod
+from .collector import REPORT_ATTR, Collector, Written, payload
 from .errors import (
     BaselineError,
     ConfigError,
     EnergyError,
     GateFailure,
     MeasurementError,
-    MeterError,
 )
 
 if TYPE_CHECKING:
     from .fixture import Attempt, EnergyFixture
+    from .judge import Judge
+    from .measurer import Measurer
     from .meters import MeterFactory
     from .report.carbon import CarbonIntensity
-    from .session import EnergySession
     from .settings import Settings
+    from .verdict import Result
 
 attempt_key = pytest.StashKey["Attempt"]()
-#: The attribute of a test's report that carries its energy record.
-REPORT_ATTR = "pytest_energy"
+#: Where a worker leaves its session notes for the controller (``workeroutput``).
+WORKER_NOTES = "pytest_energy_notes"
 
 
 class EnergyWarning(pytest.PytestWarning):
@@ -82,9 +85,23 @@ def _runs_tests(config: pytest.Config) -> bool:
     )
 
 
+def write_past_capture(config: pytest.Config, message: str) -> None:
+    """Write a line to the terminal now, even while a test's output is being captured."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if capture is None:
+        reporter.write_line(f"pytest-energy: {message}", yellow=True)
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.ensure_newline()
+        reporter.write_line(f"pytest-energy: {message}", yellow=True)
+
+
 class EnergyPlugin:
-    """The session's energy state, collection and the fixture, in every process that runs
-    tests."""
+    """Collection, the fixture, and the session's measuring and judging sides, in every
+    process that runs tests."""
 
     def __init__(
         self,
@@ -97,29 +114,33 @@ class EnergyPlugin:
         self.settings = settings
         self.factory = factory
         self.carbon = carbon
-        self._session: EnergySession | None = None
+        self._measurer: Measurer | None = None
+        self._judge: Judge | None = None
         self._attempt_hooks: AttemptHooks | None = None
 
     # -- state -------------------------------------------------------------------------
     @property
-    def started(self) -> EnergySession | None:
-        return self._session
+    def started(self) -> Measurer | None:
+        return self._measurer
 
-    def session(self) -> EnergySession:
-        """The session's energy state; created on first use, so idle runs import little."""
-        if self._session is None:
-            from .session import EnergySession
+    def measurer(self) -> Measurer:
+        """The session's measuring side; created on first use, so idle runs import little."""
+        if self._measurer is None:
+            from .measurer import Measurer
 
-            self._session = EnergySession(
-                self.settings, self.factory, carbon=self.carbon, notify=self._notify
-            )
-        return self._session
+            self._measurer = Measurer(self.settings, self.factory, notify=self._notify)
+        return self._measurer
+
+    def judge(self) -> Judge:
+        if self._judge is None:
+            from .judge import Judge
+
+            self._judge = Judge(self.settings)
+        return self._judge
 
     def _notify(self, message: str) -> None:
-        """Write a line now, past output capturing (a test waiting for a device lock)."""
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(f"pytest-energy: {message}", yellow=True)
+        """A test waits (for a device lock): say so now, past output capture."""
+        write_past_capture(self.config, message)
 
     def attempt(self, item: pytest.Item) -> Attempt | None:
         return item.stash.get(attempt_key, None)
@@ -139,7 +160,7 @@ class EnergyPlugin:
                 continue
             if parsed is not None or "energy" in getattr(item, "fixturenames", ()):
                 # only these can measure: other tests carry no energy state at all
-                item.stash[attempt_key] = self._new_attempt(item, parsed)
+                item.stash[attempt_key] = self.new_attempt(item, parsed)
                 candidates += 1
         if problems:
             raise pytest.UsageError(
@@ -149,17 +170,19 @@ class EnergyPlugin:
             self.measure_tests()
         if candidates and not self.settings.disable and _runs_tests(config):
             try:  # a corrupt baseline stops the run before any test; no meter is touched
-                self.session().baseline  # noqa: B018
+                self.judge().baseline  # noqa: B018
             except BaselineError as exc:
                 raise pytest.UsageError(f"pytest-energy: {exc}") from None
 
-    def _new_attempt(self, item: pytest.Item, parsed: budget_mod.EnergyBudget | None) -> Attempt:
+    def new_attempt(self, item: pytest.Item, parsed: budget_mod.EnergyBudget | None) -> Attempt:
         from .fixture import Attempt  # only sessions with energy tests import the fixture
 
+        disabled = self.settings.disable
         return Attempt(
             nodeid=item.nodeid,
             budget=parsed,
-            session=None if self.settings.disable else self.session,
+            measurer=None if disabled else self.measurer,
+            judge=None if disabled else self.judge,
         )
 
     def measure_tests(self) -> None:
@@ -173,7 +196,7 @@ class EnergyPlugin:
         item = request.node
         attempt = self.attempt(item)
         if attempt is None:  # a test outside the collected items (rare plugins do this)
-            attempt = self._new_attempt(item, None)
+            attempt = self.new_attempt(item, None)
             item.stash[attempt_key] = attempt
         self.measure_tests()  # a test may ask for the fixture by name at run time
         from .fixture import EnergyFixture
@@ -183,13 +206,19 @@ class EnergyPlugin:
     # -- end -----------------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        energy = self._session
-        if energy is None:
+        measurer = self._measurer
+        if measurer is None:
             return
-        try:
-            energy.close()
-        except MeterError as exc:
-            energy.warnings.append(str(exc))
+        problem = measurer.close()
+        notes = [*measurer.notes, *([problem] if problem else [])]
+        workeroutput = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:  # an xdist worker: the controller reports
+            workeroutput[WORKER_NOTES] = notes
+        else:
+            reporter = self.config.pluginmanager.get_plugin("energy-reporter")
+            if reporter is not None:
+                for note in notes:
+                    reporter.collector.add_note(note)
 
 
 class AttemptHooks:
@@ -202,21 +231,24 @@ class AttemptHooks:
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         previous = self.plugin.attempt(item)
         if previous is not None:  # every attempt (a rerun too) starts clean
-            item.stash[attempt_key] = self.plugin._new_attempt(item, previous.budget)
+            item.stash[attempt_key] = self.plugin.new_attempt(item, previous.budget)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
+        from .counts import Counts
+
         attempt = self.plugin.attempt(item)
         if (
             attempt is None
             or attempt.budget is None
             or attempt.fixture_used
-            or attempt.session is None
+            or attempt.measurer is None
         ):
             outcome = yield
         else:  # marker only: the call phase is the window, also when the test fails
             failure: BaseException | None = None
-            with attempt.recorder().window(attempt.budget.inferences):
+            funcargs = getattr(item, "funcargs", {})
+            with attempt.recorder().window(Counts(attempt.budget.inferences), inspect=[funcargs]):
                 try:
                     outcome = yield
                 except BaseException as exc:  # re-raised below, once the window is closed
@@ -224,13 +256,13 @@ class AttemptHooks:
             if failure is not None:
                 raise failure
         recorder = attempt.started if attempt is not None else None
-        if recorder is not None and recorder.short_windows:
+        if recorder is not None and recorder.meter.short_windows:
             # Warned inside the call phase, so that filterwarnings=error fails this test.
             warnings.warn(
                 EnergyWarning(
-                    f"{recorder.short_windows} energy window(s) were shorter than the meter's "
-                    "update period, so their figures are unreliable; raise --energy-min-time or "
-                    "measure more work per window"
+                    f"{recorder.meter.short_windows} energy window(s) were shorter than the "
+                    "meter's update period, so their figures are unreliable; raise "
+                    "--energy-min-time or measure more work per window"
                 ),
                 stacklevel=1,
             )
@@ -242,7 +274,7 @@ class AttemptHooks:
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
         attempt = self.plugin.attempt(item)
-        if report.when != "call" or attempt is None or attempt.session is None:
+        if report.when != "call" or attempt is None or attempt.measurer is None:
             return report
         error = call.excinfo.value if call.excinfo is not None else None
         if isinstance(error, GateFailure):
@@ -252,18 +284,27 @@ class AttemptHooks:
         elif isinstance(error, EnergyError):
             report.longrepr = f"pytest-energy: {error}"
         try:
-            self._judge(item, attempt, report)
+            results = self._judge(item, attempt, report)
         except EnergyError as exc:
             report.outcome = "failed"
             report.longrepr = f"pytest-energy: {exc}"
+            results = []
+        measurer = self.plugin.measurer()
+        errors = [str(measurer.error)] if measurer.error is not None else []
+        if results or errors:
+            data = payload(results, measurer.selection, measurer.notes, errors)
+            setattr(report, REPORT_ATTR, data)
         return report
 
-    def _judge(self, item: pytest.Item, attempt: Attempt, report: pytest.TestReport) -> None:
+    def _judge(
+        self, item: pytest.Item, attempt: Attempt, report: pytest.TestReport
+    ) -> list[Result]:
         from . import gate
-        from .results import to_dict
+        from .verdict import Result
 
-        measurement = attempt.finish()  # the verdict is final: no window after it
-        if measurement is None:
+        settings = self.plugin.settings
+        record = attempt.finish()  # the verdict is final: no window after it
+        if record is None and not attempt.compares:
             if attempt.budget is not None and attempt.fixture_used and report.passed:
                 report.outcome = "failed"
                 report.longrepr = (
@@ -271,41 +312,54 @@ class AttemptHooks:
                     "measured no window: call energy(fn, ..., inferences=N) or use `with "
                     "energy.measure(inferences=N):` around the inference."
                 )
-            return
-        session = self.plugin.session()
-        budget = attempt.budget
-        result = session.judge(
-            item.nodeid,
-            measurement,
-            budget_kwh=budget.kwh if budget else None,
-            marker_tolerance_pct=attempt.marker_tolerance_pct,
-        )
-        decision = gate.decide(
-            result,
-            report.outcome,
-            updating=self.plugin.settings.update_baseline,
-            strict=self.plugin.settings.strict,
-        )
-        attempt.result = decision.result
-        report.outcome = decision.outcome  # type: ignore[assignment]
-        if decision.message:
-            report.longrepr = decision.message
-        item.user_properties.extend(decision.properties)
-        report.user_properties.extend(decision.properties)
-        report.sections.append(("energy", gate.section(decision.result)))
-        setattr(
-            report,
-            REPORT_ATTR,
-            {"record": to_dict(decision.result), "selection": session.selection},
-        )
+            return []
+        judged: list[Result] = []
+        if record is not None:
+            budget = attempt.budget
+            verdict = self.plugin.judge().judge(
+                record,
+                budget_kwh=budget.kwh if budget else None,
+                marker_tolerance_pct=attempt.marker_tolerance_pct,
+            )
+            judged.append(Result(record, verdict))
+        judged += attempt.compares
+        final: list[Result] = []
+        outcome = str(report.outcome)
+        messages: list[str] = []
+        for result in judged:
+            decision = gate.decide(
+                result, outcome, updating=settings.update_baseline, strict=settings.strict
+            )
+            final.append(decision.result)
+            if decision.message:
+                messages.append(decision.message)
+            item.user_properties.extend(decision.properties)
+            report.user_properties.extend(decision.properties)
+        if messages:
+            report.outcome = "failed"
+            report.longrepr = "\n".join(messages)
+        outcome = str(report.outcome)
+        final = [r.with_outcome(outcome, r.baseline_update if outcome == "passed" else "")
+                 for r in final]  # fmt: skip
+        verbose = item.config.get_verbosity() > 0
+        for result in final:
+            quiet = result.verdict.status == "new" and outcome == "failed" and not messages
+            if not quiet or verbose:
+                report.sections.append(("energy", gate.section(result)))
+        return final
 
 
 class EnergyReporter:
-    """Collects the records and reports the run, where the run is reported."""
+    """Collects the results and reports the run, where the run is reported."""
 
     def __init__(self, plugin: EnergyPlugin, config: pytest.Config) -> None:
         self.plugin = plugin
         self.config = config
+        self.collector = Collector()
+        self.written: Written | None = None
+        self.report_lines: list[str] = []
+        self.errors: list[str] = []
+        self.interrupted = False
 
     @property
     def settings(self) -> Settings:
@@ -316,88 +370,90 @@ class EnergyReporter:
         rerun = str(report.outcome) == "rerun"  # pytest-rerunfailures: a retried attempt
         if report.when != "call" or rerun or not data:
             return
-        from .results import from_dict
+        self.collector.collect(data)
 
-        self.plugin.session().collect(from_dict(data["record"]), data.get("selection", ""))
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        """An xdist worker finished: take the notes of its session end (a meter that failed
+        to close ...)."""
+        for note in getattr(node, "workeroutput", {}).get(WORKER_NOTES, ()):
+            self.collector.add_note(note)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         s = self.settings
         if s.disable or not _runs_tests(self.config):
             return
-        energy = self.plugin.started
-        if energy is None and not s.report_paths:
+        if self.plugin.started is None and not self.collector.results and not s.report_paths:
             return  # no energy test ran, and no report file is due
-        energy = self.plugin.session()
+        try:
+            self._finish(exitstatus)
+        except KeyboardInterrupt:
+            # Ctrl-C while the baseline or a report was being written: say what was (not)
+            # written, and end as pytest ends an interrupted run
+            self.interrupted = True
+            self.errors.append(
+                "interrupted while writing the energy baseline or reports; the baseline file "
+                "is the old one or the whole new one, never a mix. Run again to write them"
+            )
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+            self.config.hook.pytest_keyboard_interrupt(excinfo=pytest.ExceptionInfo.from_current())
+            return
+        if self.errors:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _finish(self, exitstatus: int) -> None:
+        s = self.settings
         if s.update_baseline and exitstatus == pytest.ExitCode.INTERRUPTED:
-            energy.warnings.append(
+            self.collector.add_note(
                 "the energy baseline was not updated because the run was interrupted; "
                 "run --energy-update-baseline again to completion"
             )
         elif s.update_baseline:
             try:
-                energy.write_baseline()
+                self.written = self.collector.write_baseline(
+                    s, on_wait=lambda message: write_past_capture(self.config, message)
+                )
             except BaselineError as exc:
-                energy.write_errors.append(str(exc))
-        results = list(energy.results.values())
+                self.errors.append(str(exc))
+        results = self.collector.all()
         step_summary = s.report and results and os.environ.get("GITHUB_STEP_SUMMARY")
         if s.report_paths or step_summary:
             from .report import RunInfo, write_reports  # only when a report is asked for
 
             info = RunInfo.create(
                 results,
-                intensity=energy.carbon,
-                phone_charge_kwh=s.phone_charge_kwh,
-                tolerance_pct=s.tolerance_pct,
-                alpha=s.alpha,
+                settings=s,
+                intensity=self.plugin.carbon,
             )
-            energy.report_lines, errors = write_reports(results, s, info)
-            energy.write_errors += errors
-        if energy.write_errors:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            lines, errors = write_reports(results, s, info)
+            self.report_lines += lines
+            self.errors += errors
 
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
-        energy = self.plugin.started
-        if energy is None:
+        collector = self.collector
+        measurer = self.plugin.started
+        if measurer is not None:
+            collector.add_selection(measurer.selection)
+            for note in measurer.notes:
+                collector.add_note(note)
+            if measurer.error is not None:
+                collector.add_error(str(measurer.error))
+        results = collector.all()
+        errors = [f"pytest-energy: {e}" for e in collector.errors] + self.errors
+        if not (results or errors or self.report_lines or collector.notes):
             return
-        results = list(energy.results.values())
-        errors = list(energy.write_errors)
-        if energy.meter_error is not None:
-            errors.insert(0, f"pytest-energy: {energy.meter_error}")
-        if not (results or errors or energy.report_lines or energy.warnings):
-            return
-        from .report import terminal
+        from .report import summary
 
-        write = terminalreporter.write_line
         terminalreporter.section("energy")
-        for selection in energy.selections:
-            write(f"pytest-energy: {selection}")
-        if self.settings.report:
-            for line in terminal.render(results):
-                write(line)
-            intensity = energy.carbon
-            for line in terminal.totals(
-                results,
-                intensity.g_per_kwh if intensity else None,
-                self.settings.phone_charge_kwh,
-                source=intensity.source if intensity else "",
-            ):
-                write(line)
-        ungated = energy.ungated
-        if ungated and not self.settings.strict and not self.settings.update_baseline:
-            write(
-                f"pytest-energy: {len(ungated)} energy test(s) had no comparable baseline entry "
-                "and were not gated; record them with --energy-update-baseline, or use "
-                "--energy-strict to fail such tests"
-            )
-        if energy.baseline_written is not None:
-            write(
-                f"energy baseline: wrote {energy.baseline_written} entr"
-                f"{'y' if energy.baseline_written == 1 else 'ies'} to {self.settings.baseline_path}"
-            )
-        for line in energy.report_lines:
-            write(line)
-        for warning in energy.warnings:
-            write(f"WARNING: pytest-energy: {warning}", yellow=True)
-        for error in errors:
-            write(f"ERROR: {error}", red=True)
+        for line, colour in summary.lines(
+            results,
+            settings=self.settings,
+            selections=collector.selections,
+            notes=collector.notes,
+            written=self.written,
+            report_lines=self.report_lines,
+            errors=errors,
+            carbon=self.plugin.carbon,
+        ):
+            terminalreporter.write_line(line, **({colour: True} if colour else {}))

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import argparse
 import inspect
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -34,14 +34,60 @@ __all__ = ["EnergyWarning"]
 plugin_key = pytest.StashKey[EnergyPlugin]()
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+#: What a flag given a value (``--energy-report=x.json``) is told instead of argparse's
+#: "ignored explicit argument".
+FLAG_VALUE_HINTS = {
+    "report": "use --energy-json/--energy-markdown/--energy-html=PATH",
+}
+
+
+class _FlagGivenAValue(argparse.BooleanOptionalAction):
+    """An on/off flag that the command line gave a value: says which option takes one.
+
+    Registered only when the arguments hold ``--energy-X=...`` (a flag with ``nargs="?"``
+    would otherwise swallow a following test path)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.nargs = "?"
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        if isinstance(values, str):
+            name = self.dest.removeprefix("energy_")
+            hint = FLAG_VALUE_HINTS.get(name, f"--energy-{name.replace('_', '-')} takes no value")
+            raise argparse.ArgumentError(self, f"takes no value ({values!r} given): {hint}")
+        super().__call__(parser, namespace, values, option_string)
+
+
+def _given_a_value(pluginmanager: pytest.PytestPluginManager) -> set[str]:
+    """The ``--energy-*`` flags that the command line (or PYTEST_ADDOPTS) gave a value."""
+    import contextlib
+    import os
+    import shlex
+
+    config = pluginmanager.get_plugin("pytestconfig")
+    args = list(getattr(getattr(config, "invocation_params", None), "args", ()) or ())
+    with contextlib.suppress(ValueError):  # unbalanced quotes: pytest reports them itself
+        args += shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))
+    return {str(a).partition("=")[0] for a in args if str(a).startswith("--energy-") and "=" in a}
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     group = parser.getgroup("energy", "energy budgets (pytest-energy)")
+    valued = _given_a_value(pluginmanager)
     for _, opt in settings_mod.options():
         escaped = opt.help.replace("%", "%%")  # argparse formats help strings
         if opt.is_flag:
+            action = _FlagGivenAValue if opt.flag in valued else argparse.BooleanOptionalAction
             group.addoption(
                 opt.flag,
-                action=argparse.BooleanOptionalAction,
+                action=action,
                 default=None,
                 dest=opt.dest,
                 help=escaped,
@@ -125,7 +171,12 @@ def _meter_factory(settings: settings_mod.Settings) -> MeterFactory:
         return builtin
     from .meters import check_spec
 
-    return check_spec(spec, target=settings.target)
+    return check_spec(
+        spec,
+        target=settings.target,
+        tensor_parallel=settings.tensor_parallel,
+        engine=settings.engine,
+    )
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from .errors import ConfigError
@@ -36,6 +37,12 @@ DEFAULT_ALPHA = 0.01
 DEFAULT_ROUNDS = 10
 #: Upper bound of adaptive rounds (--energy-rounds=auto).
 DEFAULT_MAX_ROUNDS = 20
+#: Fewest windows adaptive rounds take before they may stop; a lower --energy-max-rounds
+#: lowers it, so that at most that many windows are taken.
+MIN_ADAPTIVE_ROUNDS = 5
+#: Prior run-to-run spread of a test's run median, in percent, per kind of figure (used
+#: until the history has 3 runs, and pooled with it after); see docs/performance.md.
+DEFAULT_RUN_SPREAD_PCT: Mapping[str, float] = MappingProxyType({"measured": 2.0, "estimated": 5.0})
 DEFAULT_WARMUP = 1
 #: Windows last at least this many meter update periods unless --energy-min-time says otherwise.
 PERIODS_PER_WINDOW = 10
@@ -47,10 +54,25 @@ DEFAULT_PHONE_CHARGE_KWH = 0.022
 #: Longest wait for another process's window on the same device before the test fails.
 DEFAULT_LOCK_TIMEOUT_S = 600.0
 DEFAULT_TARGET = "H100-SXM"
+#: How the roofline meter models serving (--energy-engine).
+ENGINES = ("eager", "compiled")
 DEFAULT_BASELINE_NAME = "energy-baseline.toml"
 #: The meters that ship with pytest-energy (``pytest_energy.meters.BUILTIN`` maps each to its
 #: class); named here so that start-up can accept one without importing the meters.
 BUILTIN_METERS = ("auto", "nvml", "rapl", "codecarbon", "roofline")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one record is judged: built by :meth:`Settings.rule`, the one place that does."""
+
+    tolerance_pct: float
+    alpha: float
+    run_spread_pct: float | None
+    """The prior run-to-run spread (None for a deterministic meter, which has none)."""
+    deterministic: bool
+    paired: bool = False
+    """``energy.compare``: adjacent windows of two callables, judged as pairs."""
 
 
 @dataclass(frozen=True)
@@ -194,6 +216,13 @@ def parse_meter(text: str) -> str:
     return value
 
 
+def parse_engine(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ENGINES:
+        raise ConfigError(f"expected one of {', '.join(ENGINES)}, got {text!r}")
+    return value
+
+
 def parse_path(text: str) -> Path:
     if not text.strip():
         raise ConfigError("expected a file path, got an empty value")
@@ -251,6 +280,23 @@ class Settings:
         "lists them), or the path of a profile .toml file",
         metavar="NAME",
     )
+    tensor_parallel: int = option(
+        "tensor_parallel",
+        lambda text: parse_count(text, minimum=1),
+        "boards of --energy-target the roofline meter models, the model's matrix products "
+        "split across them with an all-reduce per attention and MLP block (default 1)",
+        metavar="N",
+        default=1,
+    )
+    engine: str = option(
+        "engine",
+        parse_engine,
+        "how the roofline meter models serving: eager (PyTorch eager, as transformers and "
+        "diffusers run; the default) or compiled (CUDA graphs and fused kernels, as vLLM or "
+        "TensorRT)",
+        metavar="eager|compiled",
+        default="eager",
+    )
     rounds: int | None = option(
         "rounds",
         parse_rounds,
@@ -261,8 +307,9 @@ class Settings:
     )
     max_rounds: int = option(
         "max_rounds",
-        lambda text: parse_count(text, minimum=2),
-        f"most windows adaptive rounds take (default {DEFAULT_MAX_ROUNDS})",
+        lambda text: parse_count(text, minimum=1),
+        f"most windows adaptive rounds take (default {DEFAULT_MAX_ROUNDS}); below "
+        f"{MIN_ADAPTIVE_ROUNDS} it also lowers the fewest they take, so at most N are taken",
         metavar="N",
         default=DEFAULT_MAX_ROUNDS,
     )
@@ -381,14 +428,37 @@ class Settings:
         default=False,
     )
 
-    def tolerance_for(self, *, marker_pct: float | None, deterministic: bool) -> float:
-        """The tolerance that applies to one test: its marker, else the option, else the
-        default for the meter's kind. The one place the tolerance is resolved."""
-        if marker_pct is not None:
-            return marker_pct
-        if self.tolerance_pct is not None:
-            return self.tolerance_pct
-        return DEFAULT_DETERMINISTIC_TOLERANCE_PCT if deterministic else DEFAULT_TOLERANCE_PCT
+    def rule(
+        self,
+        *,
+        deterministic: bool,
+        estimated: bool,
+        marker_tolerance_pct: float | None = None,
+        paired: bool = False,
+    ) -> Rule:
+        """The rule for one record: the tolerance is the test's marker's, else the option's,
+        else the default for the meter's kind; the prior run spread is the option's, else the
+        default for measured or estimated figures. The one place a rule is built."""
+        if marker_tolerance_pct is not None:
+            tolerance = marker_tolerance_pct
+        elif self.tolerance_pct is not None:
+            tolerance = self.tolerance_pct
+        else:
+            tolerance = (
+                DEFAULT_DETERMINISTIC_TOLERANCE_PCT if deterministic else DEFAULT_TOLERANCE_PCT
+            )
+        spread: float | None = None
+        if not deterministic:
+            spread = self.run_spread_pct
+            if spread is None:
+                spread = DEFAULT_RUN_SPREAD_PCT["estimated" if estimated else "measured"]
+        return Rule(
+            tolerance_pct=tolerance,
+            alpha=self.alpha,
+            run_spread_pct=spread,
+            deterministic=deterministic,
+            paired=paired,
+        )
 
     @property
     def report_paths(self) -> dict[str, Path]:
@@ -437,17 +507,6 @@ def resolve(
             value = base / value
         values[name] = value
     return _checked(Settings(**values), rootdir)  # type: ignore[arg-type]
-
-
-def build(raw: Mapping[str, str], rootdir: Path) -> Settings:
-    """:func:`resolve` for raw strings keyed by option name, all relative to ``rootdir``."""
-    by_name = {opt.name: opt for _, opt in options()}
-    unknown = sorted(set(raw) - set(by_name))
-    if unknown:
-        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}")
-    return resolve(
-        lambda opt: raw.get(opt.name), lambda opt: None, invocation_dir=rootdir, rootdir=rootdir
-    )
 
 
 def _checked(settings: Settings, rootdir: Path) -> Settings:

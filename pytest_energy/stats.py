@@ -54,6 +54,10 @@ from enum import Enum
 from functools import lru_cache
 from statistics import NormalDist
 from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .record import RunSummary
 
 EXACT_MAX_N = 40
 #: With too few windows for the U test, the median ratio alone decides, and one noisy
@@ -64,11 +68,6 @@ LOW_CONFIDENCE_MIN_TOLERANCE_PCT = 10.0
 #: 1 / Phi^-1(3/4): turns a median absolute deviation into a standard deviation for normal
 #: data.
 MAD_TO_SD = 1.4826
-#: Significant digits kept per sample (kWh per 1,000 inferences of one window): far finer
-#: than any meter's repeatability, short enough for a reviewable baseline diff.
-SAMPLE_DIGITS = 6
-#: Significant digits of a stored run's spread.
-SPREAD_DIGITS = 3
 #: A window is an outlier when it lies more than this many robust standard deviations from
 #: its run's median: ``|x - median| > OUTLIER_THRESHOLD * max(1.4826 * MAD,
 #: OUTLIER_FLOOR_PCT / 100 * median)``. Iglewicz and Hoaglin's usual cut-off, 3.5, flags a
@@ -161,40 +160,6 @@ class Comparison:
     def change_pct(self) -> float:
         """Change of the median in percent, positive when this run costs more."""
         return (self.ratio - 1.0) * 100.0
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """One recorded run of a test, as stored in the baseline's ``runs`` array."""
-
-    kwh_per_1000: float
-    """The run's median, kWh per 1,000 inferences."""
-    windows: int
-    spread_pct: float
-    """Robust within-run spread, percent: ``1.4826 * MAD / median * 100`` (0 with fewer than
-    two windows or a median that is not positive and finite)."""
-    date: str
-    """UTC date ``YYYY-MM-DD``; "" when unknown (runs migrated from schema 1)."""
-
-    @classmethod
-    def of(cls, samples: Sequence[float], date: str) -> RunSummary:
-        """Summarise one run's windows (kWh/1000 each); the median is rounded like a sample
-        and the spread to :data:`SPREAD_DIGITS` digits, so a stored run's line is stable."""
-        return cls(
-            kwh_per_1000=round_sample(median(samples)),
-            windows=len(samples),
-            spread_pct=float(f"{robust_spread(samples) * 100.0:.{SPREAD_DIGITS}g}"),
-            date=date,
-        )
-
-
-def round_sample(value: float) -> float:
-    """A sample as stored and compared everywhere: :data:`SAMPLE_DIGITS` significant digits.
-
-    Applied once, to each window's figure; the baseline, the JSON report and the xdist
-    transport then carry the same numbers, so they never disagree.
-    """
-    return float(f"{value:.{SAMPLE_DIGITS}g}")
 
 
 # -- basic statistics -------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Checks shared by the readers of stored results (the TOML baseline and the JSON report).
+"""Checks shared by the readers of stored records (the TOML baseline and the JSON report).
 
 Each takes ``bad``, which turns a description of the problem into the reader's own error
 type with the file and the fix, and raises what it returns.
@@ -6,10 +6,23 @@ type with the file and the fix, and raises what it returns.
 
 from __future__ import annotations
 
+import datetime
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .record import RunSummary
 
 Bad = Callable[[str], Exception]
+
+#: The fields of one recorded run, in the order of the baseline's compact form.
+RUN_FIELDS = ("date", "kwh_per_1000", "windows", "spread_pct")
+
+
+def raise_value_error(what: str) -> Exception:
+    """The default ``bad``: a plain ValueError (for data this package wrote itself)."""
+    return ValueError(f"record {what}")
 
 
 def energy(value: object) -> float | None:
@@ -28,7 +41,7 @@ def energy(value: object) -> float | None:
 
 def samples(value: object, bad: Bad) -> tuple[float, ...]:
     """A non-empty list of finite, non-negative numbers (kWh per 1,000 inferences)."""
-    if not isinstance(value, list) or not value:
+    if not isinstance(value, (list, tuple)) or not value:
         raise bad("needs a non-empty list of samples")
     numbers = []
     for item in value:
@@ -42,11 +55,104 @@ def samples(value: object, bad: Bad) -> tuple[float, ...]:
     return tuple(numbers)
 
 
-def count(name: str, value: object, bad: Bad, *, optional: bool = False) -> int | None:
-    """A whole number >= 0; ``None`` is accepted when ``optional``."""
+def count(
+    name: str, value: object, bad: Bad, *, optional: bool = False, minimum: int = 0
+) -> int | None:
+    """A whole number >= ``minimum``; ``None`` is accepted when ``optional``."""
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        expected = "a whole number >= 0" + (" or nothing" if optional else "")
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        expected = f"a whole number >= {minimum}" + (" or nothing" if optional else "")
         raise bad(f"has {name} = {value!r}; expected {expected}")
     return value
+
+
+def optional_text(name: str, value: object, bad: Bad) -> str | None:
+    """:func:`text`, or ``None`` for ``None`` or ""."""
+    return None if value is None or value == "" else text(name, value, bad)
+
+
+def text(name: str, value: object, bad: Bad) -> str:
+    """A non-empty string that UTF-8 can hold."""
+    if not isinstance(value, str) or not value:
+        raise bad(f"needs a {name} (a non-empty string), not {value!r:.60}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise bad(f"has a {name} that is not valid Unicode (a lone surrogate)") from None
+    return value
+
+
+def flag(name: str, value: object, bad: Bad) -> bool:
+    if not isinstance(value, bool):
+        raise bad(f"needs {name} = true or false, not {value!r:.60}")
+    return value
+
+
+def date(value: object) -> str | None:
+    """A ``YYYY-MM-DD`` date string (or a TOML date) as text, "" for unknown; None if bad."""
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        value = value.isoformat()
+    if not isinstance(value, str):
+        return None
+    if value == "":
+        return ""
+    if len(value) != 10:
+        return None
+    try:
+        datetime.date.fromisoformat(value)
+    except ValueError:
+        return None
+    return value
+
+
+def runs(value: object, bad: Bad) -> tuple[RunSummary, ...]:
+    """A non-empty list of recorded runs, each a table with :data:`RUN_FIELDS` or the
+    baseline's compact ``[date, kwh_per_1000, windows, spread_pct]``."""
+    from .record import RunSummary
+
+    if not isinstance(value, (list, tuple)) or not value:
+        raise bad(
+            "needs a non-empty runs array (one per recorded run: date, kwh_per_1000, windows, "
+            "spread_pct)"
+        )
+    result = []
+    for index, run in enumerate(value):
+
+        def bad_run(what: str, label: str = f"runs[{index}]") -> Exception:
+            return bad(f"has {label} that {what}")
+
+        if isinstance(run, (list, tuple)):
+            if len(run) != len(RUN_FIELDS):
+                raise bad_run(
+                    f"has {len(run)} values; expected [{', '.join(RUN_FIELDS)}], e.g. "
+                    '["2026-12-01", 0.0123, 10, 1.2]'
+                )
+            run = dict(zip(RUN_FIELDS, run, strict=True))
+        elif not isinstance(run, dict):
+            raise bad_run("is neither a table nor a [date, kwh_per_1000, windows, spread_pct] list")
+        unknown = sorted(set(run) - set(RUN_FIELDS))
+        if unknown:
+            raise bad_run(f"has unknown key(s) {', '.join(unknown)}")
+        missing = [key for key in RUN_FIELDS if key not in run]
+        if missing:
+            raise bad_run(f"lacks {', '.join(missing)}")
+        numbers = {}
+        for key in ("kwh_per_1000", "spread_pct"):
+            number = energy(run[key])
+            if number is None:
+                raw = run[key]
+                shown = "a number too large for a float" if isinstance(raw, int) else repr(raw)
+                raise bad_run(f"has {key} = {shown}; expected a finite number >= 0")
+            numbers[key] = number
+        windows = run["windows"]
+        if isinstance(windows, bool) or not isinstance(windows, int) or windows < 1:
+            raise bad_run(f"has windows = {windows!r}; expected a whole number >= 1")
+        day = date(run["date"])
+        if day is None:
+            raise bad_run(
+                f'has date = {run["date"]!r}; expected a "YYYY-MM-DD" string (UTC, year 0001 '
+                'or later) or "" (unknown)'
+            )
+        result.append(RunSummary(numbers["kwh_per_1000"], windows, numbers["spread_pct"], day))
+    return tuple(result)

@@ -201,12 +201,19 @@ def try_create(spec: str) -> Meter | MeterUnavailable:
         return exc
 
 
-def check_spec(spec: str, *, target: str | None = None) -> MeterFactory:
+def check_spec(
+    spec: str,
+    *,
+    target: str | None = None,
+    tensor_parallel: int = 1,
+    engine: str = "eager",
+) -> MeterFactory:
     """A factory for ``spec``, checked now but imported only when a meter is first needed.
 
     A built-in name costs nothing at start-up; an entry-point name is looked up, and a
     ``module:attribute`` spec imported, now, so that a typo stops the run before any test.
-    ``target`` is the GPU profile the ``roofline`` meter models (--energy-target).
+    ``target``, ``tensor_parallel`` and ``engine`` configure the ``roofline`` meter
+    (--energy-target, --energy-tensor-parallel, --energy-engine).
     """
     if spec == "roofline":
         _check_roofline(target)
@@ -215,7 +222,10 @@ def check_spec(spec: str, *, target: str | None = None) -> MeterFactory:
         def builtin() -> Meter:
             factory = resolve(spec)
             if spec == "roofline":
-                return factory(target)  # type: ignore[call-arg]
+                meter: Meter = factory(  # type: ignore[call-arg]
+                    target, tensor_parallel=tensor_parallel, engine=engine
+                )
+                return meter
             return factory()
 
         return builtin

@@ -1,7 +1,7 @@
-"""Renderers: pure functions from a list of :class:`~pytest_energy.results.EnergyResult`.
+"""Renderers: pure functions from a list of :class:`~pytest_energy.verdict.Result`.
 
-:func:`write_all` is the one call the plugin makes at the end of a session: it renders the
-reports the settings ask for and writes each file atomically.
+:func:`write_reports` is the one call the plugin makes at the end of a session: it renders
+the reports the settings ask for and writes each file atomically.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from ..results import EnergyResult
 from ..settings import Settings
+from ..verdict import Result
 from . import charts, common, html, json, markdown
 from .carbon import CarbonIntensity
 from .common import CHARTS_HINT, ReportError, RunInfo, atomic_write_text
@@ -19,15 +19,13 @@ from .common import CHARTS_HINT, ReportError, RunInfo, atomic_write_text
 __all__ = [
     "CarbonIntensity",
     "ReportError",
-    "ReportsFailed",
     "RunInfo",
-    "write_all",
     "write_reports",
 ]
 
 
 def write_reports(
-    results: Sequence[EnergyResult],
+    results: Sequence[Result],
     settings: Settings,
     info: RunInfo,
     *,
@@ -98,29 +96,3 @@ def write_reports(
 
         attempt(step_path, "GITHUB_STEP_SUMMARY", step_job)
     return lines, errors
-
-
-class ReportsFailed(ReportError):
-    """Some reports could not be written: one line per report in the message; ``written``
-    holds the terminal lines of the reports that were."""
-
-    def __init__(self, errors: Sequence[str], written: Sequence[str]) -> None:
-        super().__init__("\n".join(errors))
-        self.errors = list(errors)
-        self.written = list(written)
-
-
-def write_all(
-    results: Sequence[EnergyResult],
-    settings: Settings,
-    info: RunInfo,
-    *,
-    environ: Mapping[str, str] | None = None,
-) -> list[str]:
-    """:func:`write_reports`, raising :class:`ReportsFailed` (a :class:`ReportError`) with one
-    line per failed report after writing all the others. Returns one line per file written.
-    """
-    lines, errors = write_reports(results, settings, info, environ=environ)
-    if errors:
-        raise ReportsFailed(errors, lines)
-    return lines

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..measure import J_PER_KWH
-from ..results import EnergyResult
+from ..record import J_PER_KWH, Record
 from ..settings import Settings
+from ..verdict import COMPARE, Result
 
 #: Where the per-country data lives inside the ``codecarbon`` package.
 ENERGY_MIX_FILE = ("data", "private_infra", "global_energy_mix.json")
@@ -148,15 +148,22 @@ class Totals:
         return self.energy_j / J_PER_KWH
 
 
-def totals(
-    results: Sequence[EnergyResult], g_per_kwh: float | None, phone_charge_kwh: float
-) -> Totals:
-    energy_j = math.fsum(r.measurement.energy_j for r in results)
+def _metered(result: Result) -> list[Record]:
+    """The records whose windows a result metered: an ``energy.compare`` metered both sides."""
+    v = result.verdict
+    if v.check == COMPARE and v.reference is not None:
+        return [result.record, v.reference]
+    return [result.record]
+
+
+def totals(results: Sequence[Result], g_per_kwh: float | None, phone_charge_kwh: float) -> Totals:
+    records = [record for r in results for record in _metered(r)]
+    energy_j = math.fsum(record.energy_j for record in records)
     kwh = energy_j / J_PER_KWH
     return Totals(
-        tests=len(results),
-        windows=sum(len(r.measurement.windows) for r in results),
-        inferences=sum(r.measurement.inferences for r in results),
+        tests=len({r.nodeid for r in results}),
+        windows=sum(len(record.windows) for record in records),
+        inferences=sum(record.inferences for record in records),
         energy_j=energy_j,
         g_co2e=g_co2e(kwh, g_per_kwh),
         phone_charges=phone_charges(kwh, phone_charge_kwh),

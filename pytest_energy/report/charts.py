@@ -17,18 +17,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..results import EnergyResult, Verdict
+from ..verdict import IMPROVED, NEW, OK, OVER_BUDGET, REGRESSED, Result
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 COLORS = {
-    Verdict.OVER_BUDGET: "#b91c1c",
-    Verdict.REGRESSED: "#dc2626",
-    Verdict.IMPROVED: "#15803d",
-    Verdict.NEW: "#2563eb",
-    Verdict.OK: "#374151",
+    OVER_BUDGET: "#b91c1c",
+    REGRESSED: "#dc2626",
+    IMPROVED: "#15803d",
+    NEW: "#2563eb",
+    OK: "#374151",
 }
+#: The modelled energy's classes, in stacking order, with their colours and legend labels.
+SPLIT = (
+    ("matmul", "#1d4ed8", "matrix products"),
+    ("attention", "#7c3aed", "attention"),
+    ("other", "#0f766e", "other kernels"),
+    ("overhead", "#d97706", "launch and host"),
+)
 BASELINE_COLOR = "#6b7280"
 BUDGET_COLOR = "#b45309"
 
@@ -72,14 +79,18 @@ def _svg(figure: Any, title: str) -> str:
     ).strip()
 
 
-def _rows(ax: Axes, results: Sequence[EnergyResult]) -> None:
+def _rows(ax: Axes, results: Sequence[Result]) -> None:
     positions = list(range(len(results)))
-    ax.set_yticks(positions, [label(i + 1, r.nodeid) for i, r in enumerate(results)])
+    ax.set_yticks(positions, [label(i + 1, _name(r)) for i, r in enumerate(results)])
     ax.set_ylim(len(results) - 0.5, -0.5)
     ax.grid(axis="x", color="#e5e7eb", linewidth=0.6)
     ax.set_axisbelow(True)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
+
+
+def _name(result: Result) -> str:
+    return result.nodeid + (" (compare)" if result.verdict.check == "compare" else "")
 
 
 def _figure(rows: int) -> Any:
@@ -88,24 +99,27 @@ def _figure(rows: int) -> Any:
     return Figure(figsize=(9.0, 1.2 + 0.3 * rows), layout="constrained")
 
 
-def overview(results: Sequence[EnergyResult]) -> Chart:
+def overview(results: Sequence[Result]) -> Chart:
     """This run's median per test against its baseline and its budget (log scale)."""
     title = "kWh per 1,000 inferences: this run, baseline and budget"
     figure = _figure(len(results))
     ax = figure.subplots()
     _rows(ax, results)
-    for y, r in enumerate(results):
-        color = COLORS[r.verdict]
-        if r.baseline_kwh_per_1000 is not None:
+    for y, result in enumerate(results):
+        color = COLORS[result.verdict.status]
+        kwh = result.record.kwh_per_1000
+        reference = result.verdict.reference
+        budget = result.verdict.budget_kwh
+        if reference is not None:
             ax.plot(
-                [r.baseline_kwh_per_1000, r.kwh_per_1000],
+                [reference.kwh_per_1000, kwh],
                 [y, y],
                 color=color,
                 linewidth=1.0,
                 alpha=0.6,
             )
             ax.plot(
-                r.baseline_kwh_per_1000,
+                reference.kwh_per_1000,
                 y,
                 marker="D",
                 markersize=5,
@@ -113,9 +127,9 @@ def overview(results: Sequence[EnergyResult]) -> Chart:
                 markeredgecolor=BASELINE_COLOR,
                 linestyle="none",
             )
-        if r.budget_kwh is not None:
+        if budget is not None:
             ax.plot(
-                r.budget_kwh,
+                budget,
                 y,
                 marker="|",
                 markersize=14,
@@ -123,10 +137,10 @@ def overview(results: Sequence[EnergyResult]) -> Chart:
                 color=BUDGET_COLOR,
                 linestyle="none",
             )
-        ax.plot(r.kwh_per_1000, y, marker="o", markersize=6, color=color, linestyle="none")
+        ax.plot(kwh, y, marker="o", markersize=6, color=color, linestyle="none")
     ax.set_xscale("log")
     ax.set_xlabel("kWh per 1,000 inferences (median of windows, log scale)")
-    ax.plot([], [], marker="o", color=COLORS[Verdict.OK], linestyle="none", label="this run")
+    ax.plot([], [], marker="o", color=COLORS[OK], linestyle="none", label="this run")
     ax.plot(
         [],
         [],
@@ -157,24 +171,26 @@ def overview(results: Sequence[EnergyResult]) -> Chart:
         title=title,
         caption=(
             "Dots are this run's medians, coloured by verdict (red: regressed or over budget, "
-            "green: improved, blue: new); diamonds are baseline medians; bars are budgets."
+            "green: improved, blue: new); diamonds are baseline medians (for an "
+            "energy.compare row, the current version's); bars are budgets."
         ),
         svg=_svg(figure, title),
     )
 
 
-def spread(results: Sequence[EnergyResult]) -> Chart:
-    """Every window of every test, relative to that test's median, with the baseline's."""
+def spread(results: Sequence[Result]) -> Chart:
+    """Every window of every test, relative to that test's median, with the baseline's
+    (for measured and estimated figures: a deterministic model has one window)."""
     title = "Spread of windows around each test's median"
     figure = _figure(len(results))
     ax = figure.subplots()
     _rows(ax, results)
-    for y, r in enumerate(results):
-        center = r.kwh_per_1000
+    for y, result in enumerate(results):
+        center = result.record.kwh_per_1000
         if center <= 0:
             continue
-        color = COLORS[r.verdict]
-        current = [(s / center - 1.0) * 100.0 for s in r.measurement.samples]
+        color = COLORS[result.verdict.status]
+        current = [(s / center - 1.0) * 100.0 for s in result.record.samples]
         if len(current) >= 2:
             ax.boxplot(
                 [current],
@@ -199,8 +215,8 @@ def spread(results: Sequence[EnergyResult]) -> Chart:
             alpha=0.85,
             linestyle="none",
         )
-        if r.baseline is not None:
-            base = [(s / center - 1.0) * 100.0 for s in r.baseline.samples]
+        if result.verdict.reference is not None:
+            base = [(s / center - 1.0) * 100.0 for s in result.verdict.reference.samples]
             ax.plot(
                 base,
                 [y + 0.3] * len(base),
@@ -223,7 +239,7 @@ def spread(results: Sequence[EnergyResult]) -> Chart:
         [],
         marker="o",
         markersize=3.2,
-        color=COLORS[Verdict.OK],
+        color=COLORS[OK],
         linestyle="none",
         label="this run's windows",
     )
@@ -254,6 +270,45 @@ def spread(results: Sequence[EnergyResult]) -> Chart:
     )
 
 
+def energy_split(results: Sequence[Result]) -> Chart:
+    """Where each test's modelled energy goes: a stacked bar per test of the modelled
+    joules per inference in matrix products, attention, other kernels and launch/host cost."""
+    title = "Where the modelled energy goes, per inference"
+    figure = _figure(len(results))
+    ax = figure.subplots()
+    _rows(ax, results)
+    for y, result in enumerate(results):
+        split = result.record.energy_split_j or {}
+        total = sum(split.values())
+        left = 0.0
+        for name, color, _ in SPLIT:
+            share = split.get(name, 0.0) / total * 100.0 if total > 0 else 0.0
+            if share > 0:
+                ax.barh(y, share, left=left, height=0.6, color=color)
+            left += share
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("share of the modelled energy per inference (%)")
+    for _, color, text in SPLIT:
+        ax.barh([], [], color=color, label=text)
+    ax.legend(
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.12 - 1.0 / (len(results) + 3)),
+        ncols=4,
+        frameon=False,
+    )
+    return Chart(
+        key="split",
+        title=title,
+        caption=(
+            "Modelled figures have no window-to-window spread: the bar shows how each test's "
+            "modelled energy divides between matrix products, attention, other kernels and "
+            "the launch and host cost of each operation. A test that is mostly launch and "
+            "host cost is launch-bound: a wider layer there barely moves its figure."
+        ),
+        svg=_svg(figure, title),
+    )
+
+
 def _horizontal() -> dict[str, Any]:
     """``boxplot``'s horizontal switch: ``orientation`` since matplotlib 3.10, ``vert`` before."""
     import matplotlib
@@ -270,8 +325,9 @@ def _jitter(count: int, width: float) -> list[float]:
     return [-width / 2 + i * step - 0.05 for i in range(count)]
 
 
-def render(results: Sequence[EnergyResult]) -> list[Chart] | None:
-    """Both charts, or ``None`` when matplotlib is not installed."""
+def render(results: Sequence[Result]) -> list[Chart] | None:
+    """The overview, the window spread of measured and estimated figures, and the energy
+    split of modelled ones; ``None`` when matplotlib is not installed."""
     if not results:
         return []
     if not available():
@@ -291,4 +347,11 @@ def render(results: Sequence[EnergyResult]) -> list[Chart] | None:
         # A glyph missing from the bundled font must not fail a user's session that runs
         # with -W error; the chart then shows a box for that character.
         warnings.simplefilter("ignore")
-        return [overview(results), spread(results)]
+        drawn = [overview(results)]
+        noisy = [r for r in results if not r.record.deterministic]
+        if noisy:
+            drawn.append(spread(noisy))
+        split = [r for r in results if r.record.energy_split_j]
+        if split:
+            drawn.append(energy_split(split))
+        return drawn

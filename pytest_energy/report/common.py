@@ -1,30 +1,22 @@
-"""What every report file shares: the run header, the verdict line, atomic writes."""
+"""What every report shares: the run header, the one row of a result, the verdict line,
+the caveats, atomic writes and the coercion of text that UTF-8 cannot hold."""
 
 from __future__ import annotations
 
-import math
-import numbers
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import __version__, fileio
 from ..errors import EnergyError
-from ..results import EnergyResult, Verdict
-from ..settings import DEFAULT_PHONE_CHARGE_KWH
+from ..record import ESTIMATED, MEASURED, MODELLED
+from ..settings import DEFAULT_PHONE_CHARGE_KWH, Settings
 from ..stats import LOW_CONFIDENCE_MIN_TOLERANCE_PCT
+from ..verdict import COMPARE, IMPROVED, NEW, OVER_BUDGET, SEVERITY, Result
 from .carbon import CarbonIntensity
 
-#: Verdicts, most serious first; reports sort and count with this order.
-SEVERITY: tuple[str, ...] = (
-    Verdict.OVER_BUDGET,
-    Verdict.REGRESSED,
-    Verdict.NEW,
-    Verdict.IMPROVED,
-    Verdict.OK,
-)
 CHARTS_HINT = "pip install 'pytest-energy[charts]'"
 
 
@@ -34,7 +26,7 @@ class ReportError(EnergyError, ValueError):
 
 @dataclass(frozen=True)
 class RunInfo:
-    """The header of a report: when, with what, and the carbon figures used."""
+    """The header of a report: when, with what, and the settings that judged it."""
 
     time: str
     """ISO-8601 time of the run, with its UTC offset."""
@@ -47,87 +39,204 @@ class RunInfo:
     country: str | None = None
     phone_charge_kwh: float = DEFAULT_PHONE_CHARGE_KWH
     tolerance_pct: float | None = None
-    """The run's tolerance in percent; ``pytest-energy compare`` reuses it."""
+    """--energy-tolerance as given (None: each meter kind's default); ``pytest-energy
+    compare`` resolves the rule from these as the plugin did."""
     alpha: float | None = None
+    run_spread_pct: float | None = None
 
     @classmethod
     def create(
         cls,
-        results: Sequence[EnergyResult],
+        results: Sequence[Result],
         *,
+        settings: Settings | None = None,
         intensity: CarbonIntensity | None = None,
-        phone_charge_kwh: float = DEFAULT_PHONE_CHARGE_KWH,
         now: datetime | None = None,
-        tolerance_pct: float | None = None,
-        alpha: float | None = None,
     ) -> RunInfo:
-        """The header for ``results``: meters and hardware are those the results used.
-
-        ``tolerance_pct`` and ``alpha`` default to the values every comparison of the run
-        shares (low-confidence comparisons, whose tolerance has a floor, aside), or None
-        when they differ or nothing was compared. The plugin should pass its settings'.
-        """
+        """The header for ``results``: meters and hardware are those the results used."""
         moment = now or datetime.now(timezone.utc)
-        if tolerance_pct is None:
-            tolerance_pct = _shared(
-                r.comparison.tolerance_pct
-                for r in results
-                if r.comparison and not r.comparison.low_confidence
-            )
-        if alpha is None:
-            alpha = _shared(r.comparison.alpha for r in results if r.comparison)
         return cls(
             time=moment.isoformat(timespec="seconds"),
-            meters=tuple(sorted({r.measurement.meter for r in results})),
-            hardware=tuple(sorted({r.measurement.hardware for r in results})),
+            meters=tuple(sorted({r.record.meter for r in results})),
+            hardware=tuple(sorted({r.record.hardware for r in results})),
             carbon_intensity_g_per_kwh=intensity.g_per_kwh if intensity else None,
             carbon_source=intensity.source if intensity else None,
             country=intensity.country if intensity else None,
-            phone_charge_kwh=phone_charge_kwh,
-            tolerance_pct=tolerance_pct,
-            alpha=alpha,
+            phone_charge_kwh=settings.phone_charge_kwh if settings else DEFAULT_PHONE_CHARGE_KWH,
+            tolerance_pct=settings.tolerance_pct if settings else None,
+            alpha=settings.alpha if settings else None,
+            run_spread_pct=settings.run_spread_pct if settings else None,
         )
 
 
-def _shared(values: Iterable[float]) -> float | None:
-    distinct = set(values)
-    return float(distinct.pop()) if len(distinct) == 1 else None
-
-
-def severity(result: EnergyResult) -> int:
-    return SEVERITY.index(result.verdict)
+def fmt_num(value: float | None) -> str:
+    """A figure to four significant figures; '-' when absent."""
+    return "-" if value is None else f"{value:.4g}"
 
 
 def plural(count: int, word: str, many: str | None = None) -> str:
     return f"{count} {word if count == 1 else (many or word + 's')}"
 
 
-def verdict_line(results: Sequence[EnergyResult], *, icon: bool = True) -> str:
+def severity(result: Result) -> int:
+    return SEVERITY.index(result.verdict.status)
+
+
+# -- one row per result, the same in every renderer -------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """The figures every report shows for one result."""
+
+    test: str
+    """The node id; ``energy.compare`` results add `` (compare)``."""
+    compare: bool
+    inferences: int
+    kwh_per_1000: float
+    joules_per_inference: float
+    joules_per_token: float | None
+    joules_per_image: float | None
+    gflop_per_inference: float | None
+    kernels_per_inference: float | None
+    reference_kwh_per_1000: float | None
+    """The baseline's median, or the current version's for a compare."""
+    change_pct: float | None
+    budget_kwh: float | None
+    verdict: str
+    low_confidence: bool
+    meter: str
+    figures: str
+    hardware: str
+    windows: int
+    note: str
+
+    @property
+    def verdict_text(self) -> str:
+        return self.verdict + ("*" if self.low_confidence else "")
+
+    @property
+    def change_text(self) -> str:
+        return "-" if self.change_pct is None else f"{self.change_pct:+.1f}%"
+
+
+def row(result: Result) -> Row:
+    r = result.record
+    v = result.verdict
+    flops = r.flops_per_inference
+    compare = v.check == COMPARE
+    return Row(
+        test=safe_text(r.nodeid) + (" (compare)" if compare else ""),
+        compare=compare,
+        inferences=r.inferences,
+        kwh_per_1000=r.kwh_per_1000,
+        joules_per_inference=r.joules_per_inference,
+        joules_per_token=r.joules_per_token,
+        joules_per_image=r.joules_per_image,
+        gflop_per_inference=None if flops is None else flops / 1e9,
+        kernels_per_inference=r.kernels_per_inference,
+        reference_kwh_per_1000=None if v.reference is None else v.reference.kwh_per_1000,
+        change_pct=v.change_pct,
+        budget_kwh=v.budget_kwh,
+        verdict=v.status,
+        low_confidence=v.low_confidence,
+        meter=safe_text(r.meter),
+        figures=r.figures,
+        hardware=safe_text(r.hardware),
+        windows=len(r.samples),
+        note=safe_text(v.note),
+    )
+
+
+def rows(results: Sequence[Result]) -> list[Row]:
+    return [row(r) for r in results]
+
+
+def present(rows_: Sequence[Row], name: str) -> bool:
+    """Whether any row has the optional figure ``name`` (a column appears only then)."""
+    return any(getattr(r, name) is not None for r in rows_)
+
+
+# -- the run in a line ---------------------------------------------------------------------
+
+
+def figures_word(results: Sequence[Result]) -> str:
+    """ "measured", "modelled" or "estimated" when every result's figures are of that kind;
+    otherwise the kinds with their counts, e.g. "3 measured, 2 modelled"."""
+    kinds = [r.record.figures for r in results]
+    distinct = [k for k in (MEASURED, MODELLED, ESTIMATED) if k in kinds]
+    if len(distinct) == 1:
+        return distinct[0]
+    return ", ".join(f"{kinds.count(k)} {k}" for k in distinct)
+
+
+def _tests(results: Sequence[Result]) -> str:
+    tests = len({r.nodeid for r in results})
+    word = figures_word(results)
+    if "," in word:
+        return f"{plural(tests, 'test')} ({word})"
+    return plural(tests, f"{word} test")
+
+
+def verdict_line(results: Sequence[Result], *, icon: bool = True) -> str:
     """One line for the whole run, e.g. "❌ 1 regression, 1 over budget in 12 measured tests".
 
-    ``icon=False`` leaves out the leading emoji (for output without an emoji font).
+    Every verdict counts, ``energy.compare`` ones too. ``icon=False`` leaves out the
+    leading emoji (for output without an emoji font).
     """
     if not results:
         return "No energy measurements in this run."
-    measured = plural(len(results), "measured test")
-    regressed = sum(1 for r in results if r.regressed)
-    over = sum(1 for r in results if r.over_budget)
-    if regressed or over:
+    regressed = sum(1 for r in results if r.verdict.regressed and r.verdict.check != COMPARE)
+    compared = sum(1 for r in results if r.verdict.regressed and r.verdict.check == COMPARE)
+    over = sum(1 for r in results if r.verdict.status == OVER_BUDGET)
+    if regressed or over or compared:
         parts = []
         if regressed:
             parts.append(plural(regressed, "regression"))
         if over:
             parts.append(f"{over} over budget")
-        return f"{'❌ ' if icon else ''}{', '.join(parts)} in {measured}"
+        if compared:
+            parts.append(plural(compared, "costlier candidate") + " (energy.compare)")
+        return f"{'❌ ' if icon else ''}{', '.join(parts)} in {_tests(results)}"
     extras = []
-    improved = sum(1 for r in results if r.verdict == Verdict.IMPROVED)
-    new = sum(1 for r in results if r.verdict == Verdict.NEW)
+    improved = sum(1 for r in results if r.verdict.status == IMPROVED)
+    new = sum(1 for r in results if r.verdict.status == NEW)
     if improved:
         extras.append(f"{improved} improved")
     if new:
         extras.append(f"{new} new without a baseline")
     tail = f" ({', '.join(extras)})" if extras else ""
-    return f"{'✅ ' if icon else ''}{measured} within budget and baseline{tail}"
+    return f"{'✅ ' if icon else ''}{_tests(results)} within budget and baseline{tail}"
+
+
+def failed(results: Sequence[Result]) -> bool:
+    """Whether any energy verdict of the run is a failing one (regressed, over budget, a
+    costlier ``energy.compare`` candidate)."""
+    return any(r.verdict.failed for r in results)
+
+
+def caveats(results: Sequence[Result]) -> list[str]:
+    """The footnotes every renderer shows under its table, when they apply."""
+    notes = []
+    if any(r.verdict.low_confidence for r in results):
+        notes.append(
+            "* low confidence: too few windows for the significance test; the median ratio "
+            f"decided, against a tolerance of at least {LOW_CONFIDENCE_MIN_TOLERANCE_PCT:g}%."
+        )
+    kinds = {r.record.figures for r in results}
+    if MODELLED in kinds:
+        notes.append(
+            "modelled: figures come from a model of the work (roofline: the test's torch "
+            "operations on the target GPU), not from a sensor; compare them only with "
+            "figures of the same meter, target and engine."
+        )
+    if ESTIMATED in kinds:
+        notes.append(
+            "estimated: figures are estimated (e.g. from CPU time and a TDP table), not read "
+            "from a sensor; compare them only with figures of the same meter on the same "
+            "hardware."
+        )
+    return notes
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -142,24 +251,7 @@ def atomic_write_text(path: Path, text: str) -> None:
         ) from None
 
 
-def caveats(results: Sequence[EnergyResult]) -> list[str]:
-    """The footnotes every renderer shows under its table, when they apply."""
-    notes = []
-    if any(r.low_confidence for r in results):
-        notes.append(
-            "* low confidence: too few windows for the significance test; the median ratio "
-            f"decided, against a tolerance of at least {LOW_CONFIDENCE_MIN_TOLERANCE_PCT:g}%."
-        )
-    if any(r.measurement.estimated for r in results):
-        notes.append(
-            "estimated: figures are modelled, not read from a sensor; compare them only with "
-            "other figures of the same meter on the same hardware (for roofline: the same "
-            "target GPU)."
-        )
-    return notes
-
-
-# -- coercion at the boundary: nothing a meter or a test id holds may crash a writer ---------
+# -- text that UTF-8 cannot hold -------------------------------------------------------------
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -181,92 +273,23 @@ def safe_text(value: object) -> str:
     return _SURROGATE.sub(_escape_surrogate, text) if _SURROGATE.search(text) else text
 
 
-def safe_float(value: object) -> float:
-    """A plain Python float (numpy.float32 and other reals included); NaN when not a number."""
-    if type(value) is float:
-        return value
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):
-        return math.nan
-
-
-def _safe_optional_int(value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    number = safe_float(value)
-    return int(number) if math.isfinite(number) else None
-
-
-def _safe_window(window: object) -> object:
-    changes: dict[str, object] = {}
-    names = {f.name for f in fields(window)}  # type: ignore[arg-type]
-    for name in ("energy_j", "duration_s", "start_unix_s", "end_unix_s", "waited_s", "idle_j"):
-        if name in names:
-            value = getattr(window, name)
-            if type(value) is not float:
-                changes[name] = safe_float(value)
-    for name in ("tokens", "images"):
-        if name in names:
-            value = getattr(window, name)
-            if value is not None and type(value) is not int:
-                changes[name] = _safe_optional_int(value)
-    if "inferences" in names and type(window.inferences) is not int:  # type: ignore[attr-defined]
-        changes["inferences"] = _safe_optional_int(window.inferences) or 1  # type: ignore[attr-defined]
-    for name in ("domains_j", "counts"):
-        mapping = getattr(window, name, None)
-        if isinstance(mapping, Mapping) and any(
-            type(v) is not float or safe_text(k) != k for k, v in mapping.items()
-        ):
-            changes[name] = {safe_text(k): safe_float(v) for k, v in mapping.items()}
-    throttle = getattr(window, "throttle", ())
-    if any(safe_text(t) != t for t in throttle):
-        changes["throttle"] = tuple(safe_text(t) for t in throttle)
-    return replace(window, **changes) if changes else window  # type: ignore[type-var]
-
-
-def _safe_strings(obj: object, names: Sequence[str]) -> dict[str, object]:
-    changes: dict[str, object] = {}
-    for name in names:
-        value = getattr(obj, name, None)
-        if value is not None and (not isinstance(value, str) or safe_text(value) != value):
-            changes[name] = safe_text(value)
-    return changes
-
-
-def safe_result(result: EnergyResult) -> EnergyResult:
-    """``result`` with every string UTF-8-safe and every number a plain float (copied if needed)."""
-    m = result.measurement
-    windows = tuple(_safe_window(w) for w in m.windows)
-    m_changes: dict[str, object] = _safe_strings(m, ("meter", "hardware", "provenance"))
-    if type(m.estimated) is not bool:
-        m_changes["estimated"] = bool(m.estimated)
-    if any(new is not old for new, old in zip(windows, m.windows, strict=True)):
-        m_changes["windows"] = windows
-    changes: dict[str, object] = _safe_strings(result, ("nodeid", "note", "outcome"))
-    if m_changes:
-        changes["measurement"] = replace(m, **m_changes)  # type: ignore[arg-type]
-    if result.budget_kwh is not None and type(result.budget_kwh) is not float:
-        changes["budget_kwh"] = safe_float(result.budget_kwh)
-    return replace(result, **changes) if changes else result  # type: ignore[arg-type]
-
-
-def safe_results(results: Sequence[EnergyResult]) -> list[EnergyResult]:
-    return [safe_result(r) for r in results]
-
-
 def safe_info(info: RunInfo) -> RunInfo:
     """``info`` with UTF-8-safe strings."""
-    changes: dict[str, object] = _safe_strings(
-        info, ("time", "version", "carbon_source", "country")
-    )
+    changes: dict[str, object] = {}
+    for name in ("time", "version", "carbon_source", "country"):
+        value = getattr(info, name)
+        if isinstance(value, str) and safe_text(value) != value:
+            changes[name] = safe_text(value)
     for name in ("meters", "hardware"):
         values = getattr(info, name)
         if any(safe_text(v) != v for v in values):
             changes[name] = tuple(safe_text(v) for v in values)
-    intensity = info.carbon_intensity_g_per_kwh
-    if intensity is not None and type(intensity) is not float:
-        changes["carbon_intensity_g_per_kwh"] = safe_float(info.carbon_intensity_g_per_kwh)
     return replace(info, **changes) if changes else info  # type: ignore[arg-type]
+
+
+def distinct(values: Iterable[str]) -> list[str]:
+    seen: list[str] = []
+    for value in values:
+        if value not in seen:
+            seen.append(value)
+    return seen

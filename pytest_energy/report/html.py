@@ -15,17 +15,20 @@ import math
 from collections.abc import Sequence
 from html import escape
 
-from ..results import EnergyResult, fmt_num
+from ..verdict import SEVERITY, Result
 from . import charts as charts_mod
 from .carbon import g_co2e
 from .common import (
     CHARTS_HINT,
+    Row,
     RunInfo,
     caveats,
+    failed,
+    fmt_num,
     plural,
+    present,
+    rows,
     safe_info,
-    safe_results,
-    severity,
     verdict_line,
 )
 from .terminal import totals as totals_lines
@@ -152,7 +155,7 @@ def _numeric(value: float | None, spec: str = ".4g") -> str:
     return _cell(_num(value, spec), _sort_value(value))
 
 
-def _columns(results: Sequence[EnergyResult], info: RunInfo) -> list[_Column]:
+def _columns(body: Sequence[Row], info: RunInfo) -> list[_Column]:
     cols = [
         _Column("n", "#", True),
         _Column("test", "test", False),
@@ -163,9 +166,9 @@ def _columns(results: Sequence[EnergyResult], info: RunInfo) -> list[_Column]:
         _Column("budget", "budget", True),
         _Column("j_inference", "J/inference", True),
     ]
-    if any(r.measurement.joules_per_token is not None for r in results):
+    if present(body, "joules_per_token"):
         cols.append(_Column("j_token", "J/token", True))
-    if any(r.measurement.joules_per_image is not None for r in results):
+    if present(body, "joules_per_image"):
         cols.append(_Column("j_image", "J/image", True))
     if info.carbon_intensity_g_per_kwh is not None:
         cols.append(_Column("co2", "gCO2e/1000", True))
@@ -176,34 +179,34 @@ def _columns(results: Sequence[EnergyResult], info: RunInfo) -> list[_Column]:
     return cols
 
 
-def _row(index: int, r: EnergyResult, columns: Sequence[_Column], info: RunInfo) -> str:
-    m = r.measurement
-    verdict = r.verdict + (" *" if r.low_confidence else "")
+def _row(index: int, result: Result, r: Row, columns: Sequence[_Column], info: RunInfo) -> str:
     note = f'<div class="note">{escape(r.note)}</div>' if r.note else ""
+    if r.compare:
+        note += '<div class="note">energy.compare: the candidate against the current version</div>'
+    throttled_count = result.record.throttled_windows
     throttled = (
-        f'<div class="note">{plural(m.throttled_windows, "window")} throttled</div>'
-        if m.throttled_windows
+        f'<div class="note">{plural(throttled_count, "window")} throttled</div>'
+        if throttled_count
         else ""
     )
-    estimated = ' <span class="tag">estimated</span>' if m.estimated else ""
+    verdict = r.verdict + (" *" if r.low_confidence else "")
     cells = {
         "n": _cell(str(index), str(index)),
-        "test": f'<td class="test mono">{escape(r.nodeid)}{note}</td>',
-        "verdict": _cell(escape(verdict), str(severity(r)), css="v"),
-        "kwh": _cell(fmt_num(m.kwh_per_1000), _sort_value(m.kwh_per_1000)),
-        "baseline": _cell(fmt_num(r.baseline_kwh_per_1000), _sort_value(r.baseline_kwh_per_1000)),
-        "change": _cell(
-            "-" if r.change_pct is None else f"{r.change_pct:+.1f}%", _sort_value(r.change_pct)
-        ),
+        "test": f'<td class="test mono">{escape(r.test)}{note}</td>',
+        "verdict": _cell(escape(verdict), str(SEVERITY.index(r.verdict)), css="v"),
+        "kwh": _cell(fmt_num(r.kwh_per_1000), _sort_value(r.kwh_per_1000)),
+        "baseline": _cell(fmt_num(r.reference_kwh_per_1000), _sort_value(r.reference_kwh_per_1000)),
+        "change": _cell(r.change_text, _sort_value(r.change_pct)),
         "budget": _cell(fmt_num(r.budget_kwh), _sort_value(r.budget_kwh)),
-        "j_inference": _numeric(m.joules_per_inference),
-        "j_token": _numeric(m.joules_per_token),
-        "j_image": _numeric(m.joules_per_image),
-        "co2": _numeric(g_co2e(m.kwh_per_1000, info.carbon_intensity_g_per_kwh)),
-        "windows": _cell(f"{len(m.windows)}{throttled}", str(len(m.windows))),
+        "j_inference": _numeric(r.joules_per_inference),
+        "j_token": _numeric(r.joules_per_token),
+        "j_image": _numeric(r.joules_per_image),
+        "co2": _numeric(g_co2e(r.kwh_per_1000, info.carbon_intensity_g_per_kwh)),
+        "windows": _cell(f"{r.windows}{throttled}", str(r.windows)),
         "meter": (
-            f'<td class="meter"><span class="mono">{escape(m.meter)}</span>{estimated}'
-            f'<div class="note">{escape(m.hardware)}</div></td>'
+            f'<td class="meter"><span class="mono">{escape(r.meter)}</span> '
+            f'<span class="tag">{escape(r.figures)}</span>'
+            f'<div class="note">{escape(r.hardware)}</div></td>'
         ),
     }
     css = r.verdict.replace(" ", "-")
@@ -214,7 +217,7 @@ def _row(index: int, r: EnergyResult, columns: Sequence[_Column], info: RunInfo)
     )
 
 
-def _run_header(results: Sequence[EnergyResult], info: RunInfo) -> str:
+def _run_header(info: RunInfo) -> str:
     carbon = "not set (use --energy-country or --energy-carbon-intensity)"
     if info.carbon_intensity_g_per_kwh is not None:
         carbon = f"{info.carbon_intensity_g_per_kwh:.4g} gCO2e/kWh"
@@ -235,7 +238,7 @@ def _run_header(results: Sequence[EnergyResult], info: RunInfo) -> str:
     )
 
 
-def _charts(results: Sequence[EnergyResult]) -> str:
+def _charts(results: Sequence[Result]) -> str:
     drawn = charts_mod.render(results)
     if drawn is None:
         return (
@@ -249,16 +252,13 @@ def _charts(results: Sequence[EnergyResult]) -> str:
     )
 
 
-def _footnotes(results: Sequence[EnergyResult]) -> list[str]:
-    return caveats(results)
-
-
-def render(results: Sequence[EnergyResult], info: RunInfo) -> str:
+def render(results: Sequence[Result], info: RunInfo) -> str:
     """The whole report as one HTML document."""
-    results, info = safe_results(results), safe_info(info)
+    info = safe_info(info)
     summary = verdict_line(results, icon=False)
-    bad = any(r.regressed or r.over_budget for r in results)
-    columns = _columns(results, info)
+    bad = failed(results)
+    body = rows(results)
+    columns = _columns(body, info)
     totals = totals_lines(
         results,
         info.carbon_intensity_g_per_kwh,
@@ -279,7 +279,7 @@ def render(results: Sequence[EnergyResult], info: RunInfo) -> str:
         "<h1>⚡ pytest-energy report</h1>",
         f'<p class="verdict {"bad" if bad else "good"}" id="verdict">'
         f"{'✗' if bad else '✓'} {escape(summary)}</p>",
-        _run_header(results, info),
+        _run_header(info),
         "</header>",
     ]
     if totals:
@@ -297,9 +297,12 @@ def render(results: Sequence[EnergyResult], info: RunInfo) -> str:
             '<div class="table-wrap"><table id="energy-table">',
             "<thead><tr>" + "".join(c.th() for c in columns) + "</tr></thead>",
             "<tbody>",
-            *(_row(i, r, columns, info) for i, r in enumerate(results, start=1)),
+            *(
+                _row(i, result, r, columns, info)
+                for i, (result, r) in enumerate(zip(results, body, strict=True), start=1)
+            ),
             "</tbody></table></div>",
-            *(f'<p class="hint">{escape(n)}</p>' for n in _footnotes(results)),
+            *(f'<p class="hint">{escape(n)}</p>' for n in caveats(results)),
             '<h2>Charts</h2><section id="charts">',
             _charts(results),
             "</section>",

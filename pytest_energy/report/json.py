@@ -2,11 +2,13 @@
 
 Top level::
 
-    {"format": "pytest-energy-report", "schema_version": 1,
+    {"format": "pytest-energy-report", "schema_version": 2,
      "run": {...}, "totals": {...}, "tests": [{...}, ...]}
 
-Numbers that JSON cannot hold (an infinite change against a zero baseline) are written as
-``null``. :func:`load_report` reads a report back for the ``pytest-energy`` command.
+Each ``tests`` entry is a record's plain form (``Record.to_plain``) with its derived figures
+and its verdict. Version 1 reports (0.2) are still read back. Numbers that JSON cannot hold
+(an infinite change against a zero baseline) are written as ``null``. :func:`load_report`
+reads a report back for the ``pytest-energy`` command.
 """
 
 from __future__ import annotations
@@ -19,28 +21,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import validate
-from ..results import EnergyResult
+from ..record import Record
+from ..verdict import BASELINE, COMPARE, Result
 from .carbon import g_co2e, totals
-from .common import (
-    ReportError,
-    RunInfo,
-    safe_float,
-    safe_info,
-    safe_results,
-    safe_text,
-    verdict_line,
-)
+from .common import ReportError, RunInfo, figures_word, safe_info, safe_text, verdict_line
 
 FORMAT = "pytest-energy-report"
-SCHEMA_VERSION = 1
+#: 2: each test entry is the record's plain form (windows, runs, counts, figures, check)
+SCHEMA_VERSION = 2
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 
 
 def _num(value: float | None) -> float | None:
     if value is None:
         return None
-    number = safe_float(value)
+    number = float(value)
     return number if math.isfinite(number) else None
 
 
@@ -68,11 +63,24 @@ def plain(value: object) -> object:
     return safe_text(value)
 
 
-def record(result: EnergyResult, info: RunInfo) -> dict[str, Any]:
-    """One test's entry in ``tests``."""
-    m = result.measurement
-    c = result.comparison
-    reasons = sorted({reason for w in m.windows for reason in w.throttle})
+def _reference(record: Record | None) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    return {
+        "kwh_per_1000": record.kwh_per_1000,
+        "samples": list(record.samples),
+        "runs": record.to_plain()["runs"],
+        "meter": record.meter,
+        "hardware": record.hardware,
+    }
+
+
+def test_entry(result: Result, info: RunInfo) -> dict[str, Any]:
+    """One result's entry in ``tests``: the record's plain form, its derived figures and the
+    verdict."""
+    r = result.record
+    v = result.verdict
+    c = v.comparison
     comparison = None
     if c is not None:
         comparison = {
@@ -90,59 +98,44 @@ def record(result: EnergyResult, info: RunInfo) -> dict[str, Any]:
             "bound_ratio": _num(c.bound_ratio),
             "outlier_windows": list(c.outliers_current),
             "baseline_outlier_windows": list(c.outliers_baseline),
+            "outlying_runs": list(getattr(c, "outlying_runs", ())),
         }
-    work = {
-        "flops_per_inference": m.flops_per_inference,
-        "bytes_per_inference": m.bytes_per_inference,
+    derived = {
+        "joules_per_inference": r.joules_per_inference,
+        "joules_per_token": r.joules_per_token,
+        "joules_per_image": r.joules_per_image,
+        "dynamic_kwh_per_1000": r.dynamic_kwh_per_1000,
+        "energy_j": r.energy_j,
+        "duration_s": r.duration_s,
+        "domains_j": r.domains_j,
+        "flops_per_inference": r.flops_per_inference,
+        "bytes_per_inference": r.bytes_per_inference,
+        "kernels_per_inference": r.kernels_per_inference,
+        "energy_split_j": r.energy_split_j,
+        "prefill_j_per_inference": r.prefill_j_per_inference,
+        "decode_j_per_token": r.decode_j_per_token,
+        "throttled_windows": r.throttled_windows,
+        "throttle_reasons": r.throttle_reasons,
+        "g_co2e_per_1000": g_co2e(r.kwh_per_1000, info.carbon_intensity_g_per_kwh),
     }
-    extra: dict[str, Any] = {k: v for k, v in work.items() if v is not None}
-    if result.baseline is not None:
-        extra["baseline_runs"] = [
-            {
-                "kwh_per_1000": run.kwh_per_1000,
-                "windows": run.windows,
-                "spread_pct": run.spread_pct,
-                "date": run.date,
-            }
-            for run in result.baseline.runs
-        ]
-    return extra | {
-        "nodeid": result.nodeid,
-        "verdict": result.verdict,
-        "outcome": getattr(result, "outcome", "") or None,
-        "inferences": m.inferences,
-        "tokens": m.tokens,
-        "images": m.images,
-        "windows": len(m.windows),
-        "samples": list(m.samples),
-        "kwh_per_1000": m.kwh_per_1000,
-        "joules_per_inference": m.joules_per_inference,
-        "joules_per_token": m.joules_per_token,
-        "joules_per_image": m.joules_per_image,
-        "dynamic_kwh_per_1000": m.dynamic_kwh_per_1000,
-        "energy_j": m.energy_j,
-        "duration_s": m.duration_s,
-        "domains_j": m.domains_j,
-        "budget_kwh": result.budget_kwh,
-        "baseline_kwh_per_1000": result.baseline_kwh_per_1000,
-        "baseline_samples": list(result.baseline.samples) if result.baseline else None,
-        "change_pct": _num(result.change_pct),
-        "low_confidence": result.low_confidence,
+    verdict = {
+        "check": v.check,
+        "verdict": v.status,
+        "outcome": result.outcome or None,
+        "baseline_update": result.baseline_update or None,
+        "budget_kwh": v.budget_kwh,
+        "reference": _reference(v.reference),
+        "change_pct": _num(v.change_pct),
+        "low_confidence": v.low_confidence,
         "comparison": comparison,
-        "g_co2e_per_1000": g_co2e(m.kwh_per_1000, info.carbon_intensity_g_per_kwh),
-        "meter": m.meter,
-        "hardware": m.hardware,
-        "estimated": m.estimated,
-        "provenance": m.provenance,
-        "throttled_windows": m.throttled_windows,
-        "throttle_reasons": reasons,
-        "note": result.note,
+        "note": v.note,
     }
+    return r.to_plain() | derived | verdict
 
 
-def build(results: Sequence[EnergyResult], info: RunInfo) -> dict[str, Any]:
+def build(results: Sequence[Result], info: RunInfo) -> dict[str, Any]:
     """The whole report as plain JSON-ready data."""
-    results, info = safe_results(results), safe_info(info)
+    info = safe_info(info)
     total = totals(results, info.carbon_intensity_g_per_kwh, info.phone_charge_kwh)
     return {
         "format": FORMAT,
@@ -158,6 +151,7 @@ def build(results: Sequence[EnergyResult], info: RunInfo) -> dict[str, Any]:
             "phone_charge_kwh": info.phone_charge_kwh,
             "tolerance_pct": info.tolerance_pct,
             "alpha": info.alpha,
+            "run_spread_pct": info.run_spread_pct,
         },
         "totals": {
             "tests": total.tests,
@@ -165,17 +159,23 @@ def build(results: Sequence[EnergyResult], info: RunInfo) -> dict[str, Any]:
             "inferences": total.inferences,
             "energy_j": total.energy_j,
             "kwh": total.kwh,
+            "figures": figures_word(results) if results else None,
             "g_co2e": total.g_co2e,
             "phone_charges": total.phone_charges,
-            "regressed": sum(1 for r in results if r.regressed),
-            "over_budget": sum(1 for r in results if r.over_budget),
+            "regressed": sum(
+                1 for r in results if r.verdict.regressed and r.verdict.check != COMPARE
+            ),
+            "over_budget": sum(1 for r in results if r.verdict.over_budget),
+            "compare_regressed": sum(
+                1 for r in results if r.verdict.regressed and r.verdict.check == COMPARE
+            ),
             "summary": verdict_line(results),
         },
-        "tests": [record(r, info) for r in results],
+        "tests": [test_entry(r, info) for r in results],
     }
 
 
-def render(results: Sequence[EnergyResult], info: RunInfo) -> str:
+def render(results: Sequence[Result], info: RunInfo) -> str:
     """The report as JSON text (UTF-8, indented, trailing newline)."""
     data = plain(build(results, info))
     return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
@@ -190,18 +190,14 @@ def schema() -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class ReportRecord:
-    """The fields of one test that ``pytest-energy compare`` and ``merge`` need."""
+class Reported:
+    """One result of a report read back: its record and what the run made of it."""
 
-    nodeid: str
-    hardware: str
-    meter: str
-    estimated: bool
-    samples: tuple[float, ...]
-    inferences: int
-    tokens: int | None
+    record: Record
     verdict: str
-    budget_kwh: float | None
+    check: str
+    outcome: str
+    """The test's outcome; "" when the report does not say."""
 
 
 @dataclass(frozen=True)
@@ -212,7 +208,7 @@ class Report:
     version: str
     """The pytest-energy version that wrote it."""
     run: Mapping[str, Any]
-    records: tuple[ReportRecord, ...]
+    results: tuple[Reported, ...]
 
 
 def _problem(path: Path, cause: str, fix: str) -> ReportError:
@@ -222,7 +218,7 @@ def _problem(path: Path, cause: str, fix: str) -> ReportError:
 _REWRITE = "Write it again with pytest --energy-json=PATH, or restore it from the CI artifact."
 
 
-def _record(path: Path, index: int, raw: object) -> ReportRecord:
+def _reported(path: Path, index: int, raw: object, version: int) -> Reported:
     where = f"tests[{index}]"
 
     def bad(what: str) -> ReportError:
@@ -231,32 +227,18 @@ def _record(path: Path, index: int, raw: object) -> ReportRecord:
     if not isinstance(raw, dict):
         raise bad("is not an object")
     nodeid = raw.get("nodeid")
-    if not isinstance(nodeid, str) or not nodeid:
-        raise bad("has no nodeid")
-    where = f"tests[{index}] ({nodeid})"
-    for key in ("hardware", "meter"):
-        if not isinstance(raw.get(key), str) or not raw[key]:
-            raise bad(f"has no {key} (a string)")
-    if not isinstance(raw.get("estimated"), bool):
-        raise bad("needs estimated = true or false")
-    samples = validate.samples(raw.get("samples"), bad)
-    inferences = validate.count("inferences", raw.get("inferences"), bad) or 0
-    tokens = validate.count("tokens", raw.get("tokens"), bad, optional=True)
-    budget = raw.get("budget_kwh")
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))):
-        raise bad(f"has budget_kwh = {budget!r}; expected a number or null")
-    verdict = raw.get("verdict", "")
-    return ReportRecord(
-        nodeid=nodeid,
-        hardware=raw["hardware"],
-        meter=raw["meter"],
-        estimated=raw["estimated"],
-        samples=samples,
-        inferences=inferences,
-        tokens=tokens,
-        verdict=verdict if isinstance(verdict, str) else "",
-        budget_kwh=None if budget is None else float(budget),
-    )
+    if isinstance(nodeid, str) and nodeid:
+        where = f"tests[{index}] ({nodeid})"
+    if version == 1:  # 0.2's reports: "windows" is a count, and there are no runs
+        raw = {key: value for key, value in raw.items() if key != "windows"}
+    record = Record.from_plain(raw, bad)
+    text = {}
+    for key in ("verdict", "check", "outcome"):
+        value = raw.get(key)
+        if value is not None and not isinstance(value, str):
+            raise bad(f"has {key} = {value!r}; expected a string")
+        text[key] = value or ""
+    return Reported(record, text["verdict"], text["check"] or BASELINE, text["outcome"])
 
 
 def parse_report(text: str, path: Path) -> Report:
@@ -291,19 +273,19 @@ def parse_report(text: str, path: Path) -> Report:
     tests = data.get("tests")
     if not isinstance(tests, list):
         raise _problem(path, 'has no "tests" list', _REWRITE)
-    records = tuple(_record(path, i, raw) for i, raw in enumerate(tests))
-    seen: set[tuple[str, str]] = set()
-    for r in records:
-        key = (r.hardware, r.nodeid)
+    results = tuple(_reported(path, i, raw, version) for i, raw in enumerate(tests))
+    seen: set[tuple[str, str, str]] = set()
+    for r in results:
+        key = (r.record.hardware, r.record.nodeid, r.check)
         if key in seen:
-            raise _problem(path, f"lists {r.nodeid} on {r.hardware} twice", _REWRITE)
+            raise _problem(path, f"lists {r.record.nodeid} on {r.record.hardware} twice", _REWRITE)
         seen.add(key)
     version_text = run.get("pytest_energy_version")
     return Report(
         path=path,
         version=version_text if isinstance(version_text, str) else "",
         run=run,
-        records=records,
+        results=results,
     )
 
 

@@ -1,8 +1,8 @@
 """The ``--energy-markdown`` summary, for a pull-request comment or a CI job summary.
 
-Regressions and over-budget tests first, then every test, then one verdict line. Node ids
-are written as code spans, so ``<``, ``&``, ``*`` or ``_`` in them are shown as typed; ``|``
-is escaped so it cannot split a table cell.
+Failing verdicts first (regressions, budgets, costlier ``energy.compare`` candidates), then
+every result, then one verdict line. Node ids are written as code spans, so ``<``, ``&``,
+``*`` or ``_`` in them are shown as typed; ``|`` is escaped so it cannot split a table cell.
 """
 
 from __future__ import annotations
@@ -10,12 +10,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..results import EnergyResult, fmt_num
+from ..verdict import IMPROVED, NEW, OVER_BUDGET, REGRESSED, Result, most_serious_first
 from .carbon import g_co2e
-from .common import RunInfo, caveats, plural, safe_info, safe_results, severity, verdict_line
+from .common import (
+    Row,
+    RunInfo,
+    caveats,
+    fmt_num,
+    plural,
+    present,
+    row,
+    rows,
+    safe_info,
+    verdict_line,
+)
+from .terminal import OPTIONAL_COLUMNS
 from .terminal import totals as totals_lines
 
 TITLE = "### ⚡ pytest-energy"
+_MARKS = {OVER_BUDGET: "❌ ", REGRESSED: "❌ ", IMPROVED: "🟢 ", NEW: "🆕 "}
 
 
 def code(text: str) -> str:
@@ -30,19 +43,15 @@ def code(text: str) -> str:
     return f"{fence}{pad}{flat}{pad}{fence}"
 
 
-def _change(result: EnergyResult) -> str:
-    return "-" if result.change_pct is None else f"{result.change_pct:+.1f}%"
+def _verdict(r: Row) -> str:
+    text = _MARKS.get(r.verdict, "") + r.verdict
+    return text + (" (low confidence)" if r.low_confidence else "")
 
 
-def _verdict(result: EnergyResult) -> str:
-    marks = {"over budget": "❌ ", "regressed": "❌ ", "improved": "🟢 ", "new": "🆕 "}
-    text = marks.get(result.verdict, "") + result.verdict
-    return text + (" (low confidence)" if result.low_confidence else "")
-
-
-def _meter(result: EnergyResult) -> str:
-    m = result.measurement
-    return code(m.meter) + (" (estimated)" if m.estimated else "")
+def _test(r: Row) -> str:
+    if r.compare:
+        return code(r.test.removesuffix(" (compare)")) + " (energy.compare)"
+    return code(r.test)
 
 
 def _table(header: list[str], body: list[list[str]], right: set[int]) -> list[str]:
@@ -50,22 +59,22 @@ def _table(header: list[str], body: list[list[str]], right: set[int]) -> list[st
     return [
         "| " + " | ".join(header) + " |",
         "| " + " | ".join(align) + " |",
-        *("| " + " | ".join(row) + " |" for row in body),
+        *("| " + " | ".join(cells) + " |" for cells in body),
     ]
 
 
-def problems_table(results: Sequence[EnergyResult]) -> list[str]:
-    """Regressed and over-budget tests, most serious first; empty when there are none."""
-    bad = sorted((r for r in results if r.regressed or r.over_budget), key=severity)
+def problems_table(results: Sequence[Result]) -> list[str]:
+    """Every failing verdict, most serious first; empty when there is none."""
+    bad = [row(r) for r in most_serious_first(results) if r.verdict.failed]
     if not bad:
         return []
-    header = ["test", "kWh/1000", "baseline", "change", "budget", "verdict"]
+    header = ["test", "kWh/1000", "baseline / current", "change", "budget", "verdict"]
     body = [
         [
-            code(r.nodeid),
+            _test(r),
             fmt_num(r.kwh_per_1000),
-            fmt_num(r.baseline_kwh_per_1000),
-            _change(r),
+            fmt_num(r.reference_kwh_per_1000),
+            r.change_text,
             fmt_num(r.budget_kwh),
             _verdict(r),
         ]
@@ -78,65 +87,55 @@ def problems_table(results: Sequence[EnergyResult]) -> list[str]:
     ]
 
 
-def full_table(results: Sequence[EnergyResult], info: RunInfo) -> list[str]:
-    with_tokens = any(r.measurement.joules_per_token is not None for r in results)
-    with_images = any(r.measurement.joules_per_image is not None for r in results)
+def full_table(results: Sequence[Result], info: RunInfo) -> list[str]:
+    body_rows = rows(results)
+    shown = [(title, name) for title, name in OPTIONAL_COLUMNS if present(body_rows, name)]
     with_carbon = info.carbon_intensity_g_per_kwh is not None
-    header = ["test", "inferences", "kWh/1000", "J/inference"]
-    header += ["J/token"] * with_tokens + ["J/image"] * with_images
+    header = ["test", "inferences", "kWh/1000", "J/inference", *(t for t, _ in shown)]
     header += ["gCO2e/1000"] * with_carbon
     header += ["baseline", "change", "budget", "verdict", "meter", "hardware"]
     body = []
-    for r in results:
-        m = r.measurement
-        row = [
-            code(r.nodeid),
-            str(m.inferences),
-            fmt_num(m.kwh_per_1000),
-            fmt_num(m.joules_per_inference),
-        ]
-        if with_tokens:
-            row.append(fmt_num(m.joules_per_token))
-        if with_images:
-            row.append(fmt_num(m.joules_per_image))
+    for r in body_rows:
+        cells = [_test(r), str(r.inferences), fmt_num(r.kwh_per_1000)]
+        cells.append(fmt_num(r.joules_per_inference))
+        cells += [fmt_num(getattr(r, name)) for _, name in shown]
         if with_carbon:
-            row.append(fmt_num(g_co2e(m.kwh_per_1000, info.carbon_intensity_g_per_kwh)))
-        row += [
-            fmt_num(r.baseline_kwh_per_1000),
-            _change(r),
+            cells.append(fmt_num(g_co2e(r.kwh_per_1000, info.carbon_intensity_g_per_kwh)))
+        cells += [
+            fmt_num(r.reference_kwh_per_1000),
+            r.change_text,
             fmt_num(r.budget_kwh),
             _verdict(r),
-            _meter(r),
-            code(m.hardware),
+            f"{code(r.meter)} ({r.figures})",
+            code(r.hardware),
         ]
-        body.append(row)
+        body.append(cells)
     right = {
         i for i, name in enumerate(header) if name not in ("test", "verdict", "meter", "hardware")
     }
-    return [f"#### All measured tests ({len(results)})", "", *_table(header, body, right)]
+    return [f"#### All energy results ({len(results)})", "", *_table(header, body, right)]
 
 
-def notes(results: Sequence[EnergyResult]) -> list[str]:
+def notes(results: Sequence[Result]) -> list[str]:
     lines = [f"- {note.lstrip('* ')}" for note in caveats(results)]
-    new = sum(1 for r in results if r.verdict == "new")
+    new = sum(1 for r in results if r.verdict.status == NEW)
     if new:
         lines.append(
             f"- {plural(new, 'test')} without a baseline on this hardware: record one with "
             "`--energy-update-baseline`."
         )
     for r in results:
-        if r.measurement.throttled_windows:
-            reasons = sorted({x for w in r.measurement.windows for x in w.throttle})
+        if r.record.throttled_windows:
             lines.append(
-                f"- {code(r.nodeid)}: {plural(r.measurement.throttled_windows, 'window')} taken "
-                f"while throttled ({', '.join(reasons)})."
+                f"- {code(r.nodeid)}: {plural(r.record.throttled_windows, 'window')} taken "
+                f"while throttled ({', '.join(r.record.throttle_reasons)})."
             )
     return lines
 
 
-def render(results: Sequence[EnergyResult], info: RunInfo) -> str:
+def render(results: Sequence[Result], info: RunInfo) -> str:
     """The summary as Markdown text, ending with the one-line verdict."""
-    results, info = safe_results(results), safe_info(info)
+    info = safe_info(info)
     lines = [TITLE, ""]
     if results:
         problems = problems_table(results)

@@ -5,62 +5,54 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from ..results import EnergyResult, Verdict, fmt_num
+from ..verdict import Result
 from . import carbon
-from .common import caveats, safe_results
+from .common import caveats, figures_word, fmt_num, present, rows
 
 #: The run's total wait for device locks below which no note is shown: scheduling noise
 #: and ordinary hand-overs between xdist workers add up to milliseconds, not seconds.
 LOCK_WAIT_NOTE_S = 1.0
 #: A window that waited at least this long counts as one that queued for the device.
 LOCK_WAIT_WINDOW_S = 0.01
+#: Columns shown only when some row has the figure: (title, Row attribute).
+OPTIONAL_COLUMNS = (
+    ("J/token", "joules_per_token"),
+    ("J/image", "joules_per_image"),
+    ("GFLOP/inference", "gflop_per_inference"),
+    ("kernels/inference", "kernels_per_inference"),
+)
 
 
-def _change(result: EnergyResult) -> str:
-    return "-" if result.change_pct is None else f"{result.change_pct:+.1f}%"
-
-
-def _verdict(result: EnergyResult) -> str:
-    return result.verdict + ("*" if result.low_confidence else "")
-
-
-def rows(results: Sequence[EnergyResult]) -> tuple[list[str], list[list[str]]]:
-    """Header and cell text of the table; J/token and J/image appear only when used."""
-    with_tokens = any(r.measurement.joules_per_token is not None for r in results)
-    with_images = any(r.measurement.joules_per_image is not None for r in results)
-    with_flops = any(r.measurement.flops_per_inference is not None for r in results)
-    header = ["test", "inferences", "kWh/1000", "J/inference"]
-    header += ["J/token"] * with_tokens + ["J/image"] * with_images
-    header += ["GFLOP/inference"] * with_flops
+def table(results: Sequence[Result]) -> tuple[list[str], list[list[str]]]:
+    """Header and cell text of the table; optional columns appear only when used."""
+    body_rows = rows(results)
+    shown = [(title, name) for title, name in OPTIONAL_COLUMNS if present(body_rows, name)]
+    header = ["test", "inferences", "kWh/1000", "J/inference", *(t for t, _ in shown)]
     header += ["baseline", "change", "verdict", "meter"]
     body = []
-    for r in results:
-        m = r.measurement
-        row = [
-            r.nodeid,
-            str(m.inferences),
-            fmt_num(m.kwh_per_1000),
-            fmt_num(m.joules_per_inference),
+    for r in body_rows:
+        cells = [
+            r.test,
+            str(r.inferences),
+            fmt_num(r.kwh_per_1000),
+            fmt_num(r.joules_per_inference),
         ]
-        if with_tokens:
-            row.append(fmt_num(m.joules_per_token))
-        if with_images:
-            row.append(fmt_num(m.joules_per_image))
-        if with_flops:
-            flops = m.flops_per_inference
-            row.append(fmt_num(None if flops is None else flops / 1e9))
-        meter = m.meter + (" (estimated)" if m.estimated else "")
-        row += [fmt_num(r.baseline_kwh_per_1000), _change(r), _verdict(r), meter]
-        body.append(row)
+        cells += [fmt_num(getattr(r, name)) for _, name in shown]
+        cells += [
+            fmt_num(r.reference_kwh_per_1000),
+            r.change_text,
+            r.verdict_text,
+            f"{r.meter} ({r.figures})",
+        ]
+        body.append(cells)
     return header, body
 
 
-def render(results: Sequence[EnergyResult]) -> list[str]:
+def render(results: Sequence[Result], *, updating: bool = False) -> list[str]:
     """Lines of the energy table, followed by footnotes; empty when nothing was measured."""
     if not results:
         return []
-    results = safe_results(results)
-    header, body = rows(results)
+    header, body = table(results)
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
     numeric = {i for i, name in enumerate(header) if name not in ("test", "verdict", "meter")}
 
@@ -73,41 +65,38 @@ def render(results: Sequence[EnergyResult]) -> list[str]:
 
     lines = [fmt(header), "  ".join("-" * w for w in widths)]
     lines += [fmt(line) for line in body]
-    lines += footnotes(results)
+    lines += footnotes(results, updating=updating)
     return lines
 
 
-def footnotes(results: Sequence[EnergyResult]) -> list[str]:
+def footnotes(results: Sequence[Result], *, updating: bool = False) -> list[str]:
     notes = caveats(results)
-    improved = [r for r in results if r.improved_beyond_bound]
-    if improved:
+    if any(r.verdict.check == "compare" for r in results):
+        notes.append(
+            "(compare): an energy.compare check: the candidate against the current version "
+            "measured in the same run; baseline is the current version's figure."
+        )
+    improved = [r for r in results if r.verdict.improved_beyond_bound]
+    if improved and not updating:
         notes.append(
             f"{len(improved)} test(s) improved beyond the run-to-run noise: record the new "
             "level with --energy-update-baseline (it replaces their run history) and commit "
             "the baseline."
         )
-    new = [r for r in results if r.verdict == Verdict.NEW]
-    if new:
-        notes.append(
-            f"{len(new)} test(s) have no baseline for this hardware (new): record one with "
-            "--energy-update-baseline."
-        )
-    waited_s = sum(r.measurement.waited_s for r in results)
+    windows = [w for r in results for w in r.record.windows]
+    waited_s = math.fsum(w.waited_s for w in windows)
     if waited_s >= LOCK_WAIT_NOTE_S:
-        waited = sum(
-            1 for r in results for w in r.measurement.windows if w.waited_s >= LOCK_WAIT_WINDOW_S
-        )
+        waited = sum(1 for w in windows if w.waited_s >= LOCK_WAIT_WINDOW_S)
         notes.append(
             f"{waited} window(s) waited {waited_s:.2f} s in total for a device lock held by "
             "another process metering the same device."
         )
-    throttled = [r for r in results if r.measurement.throttled_windows]
-    for r in throttled:
-        reasons = sorted({x for w in r.measurement.windows for x in w.throttle})
-        notes.append(
-            f"{r.nodeid}: {r.measurement.throttled_windows} window(s) taken while throttled "
-            f"({', '.join(reasons)})."
-        )
+    for r in results:
+        if r.record.throttled_windows:
+            notes.append(
+                f"{r.nodeid}: {r.record.throttled_windows} window(s) taken while throttled "
+                f"({', '.join(r.record.throttle_reasons)})."
+            )
     return notes
 
 
@@ -122,23 +111,23 @@ def _plain(value: float) -> str:
 
 
 def totals(
-    results: Sequence[EnergyResult],
+    results: Sequence[Result],
     intensity: float | None,
     phone_charge_kwh: float,
     *,
     source: str = "",
 ) -> list[str]:
-    """Lines on what the whole run measured: joules and kWh, gCO2e when an intensity is
-    known (``source`` says where it came from), and the smartphone-charge equivalent."""
+    """Lines on what the whole run metered: joules and kWh (measured, modelled or
+    estimated), gCO2e when an intensity is known (``source`` says where it came from), and
+    the smartphone-charge equivalent."""
     if not results:
         return []
-    results = safe_results(results)
     total = carbon.totals(results, intensity, phone_charge_kwh)
     tests = f"{total.tests} test{'s' if total.tests != 1 else ''}"
     windows = f"{total.windows} window{'s' if total.windows != 1 else ''}"
-    how = "estimated" if all(r.measurement.estimated for r in results) else "measured"
     lines = [
-        f"total: {_plain(total.energy_j)} J ({_plain(total.kwh)} kWh) {how} in {windows} of {tests}"
+        f"total: {_plain(total.energy_j)} J ({_plain(total.kwh)} kWh) "
+        f"{figures_word(results)} in {windows} of {tests}"
     ]
     if total.g_co2e is not None and intensity is not None:
         where = f", {source}" if source else ""
