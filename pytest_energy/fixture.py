@@ -175,9 +175,11 @@ class EnergyFixture:
                 # the block's local variables, for the meta-device check (after the block)
                 probe.inspect.append(_caller_locals(3))
 
-    def produced(self, output: object) -> None:
-        """Inside ``energy.measure()``: what the block produced (a ``generate`` output, a
-        pipeline's output ...), to count its inferences, tokens or images."""
+    def produced(self, output: object, fn: object = None, *args: Any, **kwargs: Any) -> None:
+        """Inside ``energy.measure()``: what the block produced, to count the inferences,
+        tokens or images not given to ``measure()``. ``fn`` and its arguments are the call
+        that returned ``output`` (``model.generate, input_ids``, or a pipeline and its
+        inputs): counting the new tokens of a generate output needs its prompt."""
         if self.disabled:
             return
         if self._probe is None:
@@ -185,7 +187,10 @@ class EnergyFixture:
                 "energy.produced(output) tells an open energy.measure() window what it "
                 "produced; call it inside the `with energy.measure():` block"
             )
-        self._probe.produced(output)
+        if fn is None:
+            self._probe.produced(output)
+        else:
+            self._probe.produced(output, fn, args, kwargs)
 
     def call(
         self,

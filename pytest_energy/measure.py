@@ -22,6 +22,9 @@ from .record import Provenance, Window, Work
 from .settings import PERIODS_PER_WINDOW
 
 Sync = Callable[[], None]
+#: What a block produced, for count inference: (output, callable, args, kwargs); ``None``
+#: arguments mean the call is not known.
+Produced = tuple[object, object, Any, Any]
 #: Context manager factory held around windows, e.g. a per-device lock. It yields nothing.
 Guard = Callable[[], AbstractContextManager[object]]
 
@@ -147,7 +150,7 @@ class Probe:
         self._sync = sync
         self._last: dict[str, float] | None = None
         self.phases_j: dict[str, float] = {}
-        self.outputs: list[object] = []
+        self.outputs: list[Produced] = []
         self.inspect: list[object] = []
         """Objects to check for meta tensors when the window ends (the callable, its
         arguments, the caller's locals)."""
@@ -162,8 +165,10 @@ class Probe:
         self.phases_j[phase] = self.phases_j.get(phase, 0.0) + joules
         self._last = now
 
-    def produced(self, output: object) -> None:
-        self.outputs.append(output)
+    def produced(
+        self, output: object, fn: object = None, args: Any = None, kwargs: Any = None
+    ) -> None:
+        self.outputs.append((output, fn, args, kwargs))
 
 
 class WindowMeter:
@@ -322,7 +327,7 @@ class WindowMeter:
                     "runs code the meter observes (for roofline: torch operations)"
                 )
             return
-        found = metacheck.find_meta([*probe.inspect, *probe.outputs])
+        found = metacheck.find_meta([*probe.inspect, *(out for out, *_ in probe.outputs)])
         if found:
             raise MeasurementError(
                 f"this window ran on torch's meta device ({found}): meta tensors hold no data "

@@ -498,9 +498,9 @@ class Record:
         samples = validate.samples(data.get("samples"), bad)
         stated = data.get("kwh_per_1000")
         if stated is not None and validate.energy(stated) is None:
-            shown = "a number too large for a float" if isinstance(stated, int) else repr(stated)
             raise bad(
-                f"has kwh_per_1000 = {shown}; it must be a non-negative number (it is the "
+                f"has kwh_per_1000 = {validate.shown(stated)}; it must be a non-negative "
+                "number (it is the "
                 "median of the samples, recomputed on load: edit the samples to change it)"
             )
         provenance = Provenance(

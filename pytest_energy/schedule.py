@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from .counts import Counts
 from .errors import MeasurementError
-from .measure import Probe, Sync, WindowMeter, effective_min_time
+from .measure import Probe, Produced, Sync, WindowMeter, effective_min_time
 from .record import GIVEN, INFERRED, Provenance, Record, Window, Work
 from .stats import median
 
@@ -29,6 +29,8 @@ CALIBRATION_CALLS = 3
 T = TypeVar("T")
 #: The work of one call: it receives the window's probe (a no-op one outside windows).
 Body = Callable[[Probe], T]
+#: ``pytest_energy.counts.infer``: (output, fn=, args=, kwargs=) -> Counts.
+Infer = Callable[..., Counts]
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,9 @@ class _NoProbe(Probe):
     def mark(self, phase: str) -> None:
         pass
 
-    def produced(self, output: object) -> None:
+    def produced(
+        self, output: object, fn: object = None, args: Any = None, kwargs: Any = None
+    ) -> None:
         pass
 
 
@@ -76,8 +80,8 @@ def check_counts(given: Counts) -> None:
 class Recorder:
     """The windows of one test attempt, and how they are scheduled.
 
-    ``infer`` turns the outputs a window's calls produced (and the callable and its
-    arguments) into :class:`Counts`; the fixture passes ``pytest_energy.counts.infer``.
+    ``infer`` turns what a window's calls produced (each output with its callable and
+    arguments) into :class:`Counts` (``pytest_energy.counts.infer``).
     ``rng`` draws the random phase offset of up to one meter update period between
     windows; ``sleep`` and the window meter's clock are injectable for tests.
     """
@@ -88,7 +92,7 @@ class Recorder:
         plan: WindowPlan,
         provenance: Provenance,
         *,
-        infer: Callable[..., Counts] | None = None,
+        infer: Infer | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -103,44 +107,36 @@ class Recorder:
         self._min_time_s = effective_min_time(meter.meter, plan.min_time_s)
 
     # -- counts -----------------------------------------------------------------------------
-    def _work(
-        self,
-        given: Counts,
-        calls: int,
-        outputs: Sequence[object],
-        fn: object = None,
-        args: Any = (),
-        kwargs: Any = None,
-    ) -> Work:
-        """The work of ``calls`` calls that each do ``given``, completed by what their
-        ``outputs`` say where ``given`` lacks a count: an explicit count always wins."""
-        missing = [
-            name for name in ("inferences", "tokens", "images") if getattr(given, name) is None
-        ]
-        found: list[Counts] = []
-        if missing and self.infer is not None:
-            found = [self.infer(out, fn=fn, args=args, kwargs=kwargs or {}) for out in outputs]
+    def _work(self, given: Counts, calls: int, produced: Sequence[Produced]) -> Work:
+        """The work of ``calls`` calls that each do ``given``, completed by what the calls
+        ``produced`` (output, callable, args, kwargs) where ``given`` lacks a count: an
+        explicit count always wins. Runs after the window, never inside it (reading a
+        generate output copies it to the host)."""
+        from .counts import resolve
 
-        def count(name: str) -> int | None:
-            value = getattr(given, name)
-            if value is not None:
-                return int(value) * calls
-            values = [getattr(c, name) for c in found]
-            return sum(values) if values and all(v is not None for v in values) else None
+        inferred = Counts()
+        if not self._complete(given) and self.infer is not None:
+            found = [
+                self.infer(out, fn=fn, args=args, kwargs=kwargs)
+                for out, fn, args, kwargs in produced
+            ]
+            if found:
+                inferred = found[0]
+                for more in found[1:]:
+                    inferred = inferred + more
 
-        inferences = count("inferences")
-        if inferences is None:
-            kinds = ", ".join(sorted({type(o).__name__ for o in outputs})) or "nothing"
-            raise MeasurementError(
-                "the number of inferences was not given and cannot be inferred from what the "
-                f"code produced ({kinds}): pass inferences=N, or, inside energy.measure(), call "
-                "energy.produced(output) with a transformers generate or pipeline output or a "
-                "diffusers pipeline output"
-            )
-        work = Work(inferences, count("tokens"), count("images"))
-        if any(getattr(work, name) is not None for name in missing):
+        def per_window(value: int | None) -> int | None:
+            return None if value is None else value * calls
+
+        resolved = resolve(
+            inferred,
+            inferences=per_window(given.inferences),
+            tokens=per_window(given.tokens),
+            images=per_window(given.images),
+        )
+        if "inferred" in resolved.origin.values():
             self.inferred = True
-        return work
+        return Work(resolved.inferences, resolved.tokens, resolved.images)
 
     @staticmethod
     def _complete(given: Counts) -> bool:
@@ -206,13 +202,13 @@ class Recorder:
         time: calls are added until it does. Returns the window, the calls made and the
         last result."""
         keep = not self._complete(given)
-        outputs: list[object] = []
+        outputs: list[Produced] = []
         result: Any = None
         done = 0
         clock = self.meter.clock
 
         def infer(probe: Probe) -> Work:
-            return self._work(given, done, outputs, fn, args, kwargs)
+            return self._work(given, done, outputs)
 
         with self.meter.window(None, sync=sync, infer=infer) as probe:
             probe.inspect.extend((fn, args, kwargs))
@@ -221,7 +217,7 @@ class Recorder:
                 result = body(probe)
                 done += 1
                 if keep:
-                    outputs.append(result)
+                    outputs.append((result, fn, args, kwargs))
                 if done >= calls and clock() - t0 >= self._min_time_s:
                     break
             probe.inspect.append(result)

@@ -39,6 +39,13 @@ def energy(value: object) -> float | None:
     return number if math.isfinite(number) and number >= 0 else None
 
 
+def shown(value: object) -> str:
+    """``value`` for a message: its repr, or what it is when that would be 400 digits."""
+    if isinstance(value, int) and not isinstance(value, bool) and energy(abs(value)) is None:
+        return "a number too large for a float"
+    return repr(value)
+
+
 def samples(value: object, bad: Bad) -> tuple[float, ...]:
     """A non-empty list of finite, non-negative numbers (kWh per 1,000 inferences)."""
     if not isinstance(value, (list, tuple)) or not value:
@@ -49,8 +56,7 @@ def samples(value: object, bad: Bad) -> tuple[float, ...]:
             raise bad(f"has a sample that is not a number: {item!r}")
         number = energy(item)
         if number is None:
-            shown = "too large for a float" if isinstance(item, int) else repr(item)
-            raise bad(f"has a sample that is negative, NaN or infinite: {shown}")
+            raise bad(f"has a sample that is negative, NaN or infinite: {shown(item)}")
         numbers.append(number)
     return tuple(numbers)
 
@@ -141,9 +147,7 @@ def runs(value: object, bad: Bad) -> tuple[RunSummary, ...]:
         for key in ("kwh_per_1000", "spread_pct"):
             number = energy(run[key])
             if number is None:
-                raw = run[key]
-                shown = "a number too large for a float" if isinstance(raw, int) else repr(raw)
-                raise bad_run(f"has {key} = {shown}; expected a finite number >= 0")
+                raise bad_run(f"has {key} = {shown(run[key])}; expected a finite number >= 0")
             numbers[key] = number
         windows = run["windows"]
         if isinstance(windows, bool) or not isinstance(windows, int) or windows < 1:
