@@ -72,7 +72,7 @@ def checked_reading(meter_name: str, reading: object) -> dict[str, float]:
                 "domain names must be non-empty strings"
             )
         try:
-            number = float(value)
+            number = math.nan if isinstance(value, (str, bytes)) else float(value)
         except (TypeError, ValueError, OverflowError):
             number = math.nan
         if isinstance(value, bool) or not math.isfinite(number):

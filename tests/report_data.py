@@ -9,13 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from pytest_energy import __version__
-from pytest_energy.baseline import BaselineEntry
-from pytest_energy.measure import J_PER_KWH, Measurement, Window
+from pytest_energy.record import J_PER_KWH, Provenance, Record, Window, Work
 from pytest_energy.report.carbon import CarbonIntensity
 from pytest_energy.report.common import RunInfo
-from pytest_energy.results import EnergyResult, judge
-from pytest_energy.settings import DEFAULT_ALPHA, DEFAULT_PHONE_CHARGE_KWH, DEFAULT_TOLERANCE_PCT
+from pytest_energy.settings import DEFAULT_ALPHA, DEFAULT_TOLERANCE_PCT, Rule
+from pytest_energy.verdict import Result, judge
 
 GPU = "NVIDIA H100 80GB HBM3 x1"
 CPU = "Intel(R) Xeon(R) Platinum 8480+ (estimated)"
@@ -44,9 +42,7 @@ def windows(
             Window(
                 energy_j=energy,
                 duration_s=1.5 * factor,
-                inferences=inferences,
-                tokens=tokens,
-                images=images,
+                work=Work(inferences, tokens, images),
                 domains_j={"gpu0": energy},
                 start_unix_s=1_736_942_400.0 + 2 * i,
                 end_unix_s=1_736_942_401.5 + 2 * i,
@@ -57,14 +53,20 @@ def windows(
 
 
 def entry(
-    kwh: float, *, count: int = 8, meter: str = "nvml", estimated: bool = False
-) -> BaselineEntry:
-    return BaselineEntry(
+    kwh: float,
+    *,
+    count: int = 8,
+    meter: str = "nvml",
+    estimated: bool = False,
+    nodeid: str = "",
+    hardware: str = GPU,
+) -> Record:
+    """A baseline entry whose samples wobble around ``kwh``."""
+    return Record(
+        nodeid=nodeid or "baseline",
+        provenance=Provenance(meter=meter, hardware=hardware, estimated=estimated),
         samples=tuple(kwh * WOBBLE[i % len(WOBBLE)] for i in range(count)),
-        meter=meter,
-        estimated=estimated,
-        pytest_energy_version=__version__,
-        inferences=64 * count,
+        work=Work(64 * count),
     )
 
 
@@ -72,30 +74,35 @@ def result(
     nodeid: str,
     ws: tuple[Window, ...],
     *,
-    baseline: BaselineEntry | None = None,
+    baseline: Record | None = None,
     budget_kwh: float | None = None,
     meter: str = "nvml",
     hardware: str = GPU,
     estimated: bool = False,
-) -> EnergyResult:
-    measurement = Measurement(
-        windows=ws,
-        meter=meter,
-        hardware=hardware,
-        estimated=estimated,
-        provenance="NVML total energy counter" if not estimated else "modelled from CPU TDP",
-    )
-    return judge(
+    outcome: str = "passed",
+) -> Result:
+    record = Record.of_windows(
         nodeid,
-        measurement,
-        baseline=baseline,
-        budget_kwh=budget_kwh,
+        Provenance(
+            meter=meter,
+            hardware=hardware,
+            estimated=estimated,
+            description="NVML total energy counter" if not estimated else "modelled from CPU TDP",
+        ),
+        ws,
+    )
+    rule = Rule(
         tolerance_pct=DEFAULT_TOLERANCE_PCT,
         alpha=DEFAULT_ALPHA,
+        run_spread_pct=5.0 if estimated else 2.0,
+        deterministic=False,
     )
+    verdict = judge(record, baseline, rule, budget_kwh=budget_kwh)
+    failed = verdict.failed
+    return Result(record, verdict, outcome="failed" if failed else outcome)
 
 
-def results() -> list[EnergyResult]:
+def results() -> list[Result]:
     """The fixed run, in the order pytest would have run it."""
     return [
         result(
@@ -140,11 +147,12 @@ def results() -> list[EnergyResult]:
     ]
 
 
-def by_nodeid() -> dict[str, EnergyResult]:
+def by_nodeid() -> dict[str, Result]:
     return {r.nodeid: r for r in results()}
 
 
-def run_info(*, carbon: bool = True, phone_charge_kwh: float = DEFAULT_PHONE_CHARGE_KWH) -> RunInfo:
-    return RunInfo.create(
-        results(), intensity=FRANCE if carbon else None, phone_charge_kwh=phone_charge_kwh, now=NOW
-    )
+def run_info(*, carbon: bool = True, phone_charge_kwh: float | None = None) -> RunInfo:
+    from pytest_energy.settings import Settings
+
+    settings = Settings() if phone_charge_kwh is None else Settings(phone_charge_kwh=phone_charge_kwh)
+    return RunInfo.create(results(), settings=settings, intensity=FRANCE if carbon else None, now=NOW)
