@@ -118,7 +118,7 @@ def test_equivalents() -> None:
 def test_totals_sum_every_window() -> None:
     results = data.results()
     total = carbon.totals(results, 100.0, 0.02)
-    energy = sum(w.energy_j for r in results for w in r.measurement.windows)
+    energy = sum(w.energy_j for r in results for w in r.record.windows)
     assert total.energy_j == pytest.approx(energy)
     assert total.kwh == pytest.approx(energy / 3.6e6)
     assert total.g_co2e == pytest.approx(energy / 3.6e6 * 100.0)
@@ -131,7 +131,7 @@ def test_totals_sum_every_window() -> None:
 def test_terminal_totals_lines() -> None:
     lines = terminal.totals(data.results(), 56.039, 0.022, source=data.FRANCE.source)
     assert lines == [
-        "total: 398,779 J (0.1108 kWh) measured in 59 windows of 8 tests",
+        "total: 398,779 J (0.1108 kWh) in 59 windows of 8 tests (7 measured, 1 estimated)",
         "carbon: 6.208 gCO2e at 56.04 gCO2e/kWh, CodeCarbon offline data for FRA (France, 2023)",
         "equivalent: 5.035 smartphone charges (0.022 kWh per charge)",
     ]
@@ -145,10 +145,10 @@ def test_terminal_totals_without_intensity_and_small_runs() -> None:
     assert terminal.totals([], 100.0, 0.022) == []
 
 
-def test_terminal_table_is_unchanged() -> None:
-    # totals() is an addition; the table API keeps its shape.
-    header, body = terminal.rows(data.results())
+def test_terminal_table_has_a_row_per_result() -> None:
+    header, body = terminal.table(data.results())
     assert header[0] == "test" and len(body) == 8
+    assert [row[0] for row in body] == [r.nodeid for r in data.results()]
     assert terminal.render([]) == []
 
 

@@ -112,7 +112,7 @@ def test_table_is_sortable_with_numeric_keys(page: str) -> None:
 
 
 def test_run_header_and_totals(page: str) -> None:
-    assert "✗ 1 regression, 1 over budget in 8 measured tests" in page
+    assert "✗ 1 regression, 1 over budget in 8 tests (7 measured, 1 estimated)" in page
     assert "56.04 gCO2e/kWh (CodeCarbon offline data for FRA (France, 2023))" in page
     assert "<li>equivalent: 5.035 smartphone charges (0.022 kWh per charge)</li>" in page
     assert '<th scope="col" data-key="co2"' in page

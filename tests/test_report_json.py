@@ -1,4 +1,4 @@
-"""The JSON report, its published schema, reading it back, and write_all."""
+"""The JSON report, its published schema, reading it back, and write_reports."""
 
 from __future__ import annotations
 
@@ -12,11 +12,18 @@ import pytest
 import report_data as data
 
 from pytest_energy import __version__
-from pytest_energy.baseline import BaselineEntry
-from pytest_energy.report import ReportError, RunInfo, write_all
+from pytest_energy.record import Record
+from pytest_energy.report import ReportError, RunInfo, write_reports
 from pytest_energy.report import json as json_report
 from pytest_energy.report.json import load_report, parse_report
 from pytest_energy.settings import Settings
+
+
+def write_all(results: object, s: Settings, info: RunInfo, *, environ: dict[str, str]) -> list[str]:
+    lines, errors = write_reports(results, s, info, environ=environ)  # type: ignore[arg-type]
+    if errors:
+        raise ReportError("\n".join(errors))
+    return lines
 
 
 def validator() -> jsonschema.Draft202012Validator:
@@ -47,7 +54,7 @@ def test_report_validates_against_schema(carbon: bool) -> None:
     errors = sorted(validator().iter_errors(document), key=str)
     assert not errors, errors
     assert document["format"] == "pytest-energy-report"
-    assert document["schema_version"] == 1
+    assert document["schema_version"] == 2
 
 
 def test_empty_run_validates() -> None:
@@ -77,8 +84,9 @@ def test_run_header() -> None:
         "carbon_intensity_g_per_kwh": 56.039,
         "carbon_intensity_source": "CodeCarbon offline data for FRA (France, 2023)",
         "phone_charge_kwh": 0.022,
-        "tolerance_pct": data.DEFAULT_TOLERANCE_PCT,
+        "tolerance_pct": None,  # not given: each meter kind's default
         "alpha": data.DEFAULT_ALPHA,
+        "run_spread_pct": None,
     }
 
 
@@ -87,9 +95,11 @@ def test_records_carry_the_verdicts_and_figures() -> None:
     regressed = tests["tests/test_bert.py::test_embed[bs=16]"]
     assert regressed["verdict"] == "regressed"
     assert regressed["kwh_per_1000"] == pytest.approx(0.0024)
-    assert regressed["baseline_kwh_per_1000"] == pytest.approx(0.0020)
+    assert regressed["reference"]["kwh_per_1000"] == pytest.approx(0.0020)
     assert regressed["change_pct"] == pytest.approx(20.0)
-    assert regressed["windows"] == len(regressed["samples"]) == 8
+    assert len(regressed["windows"]) == len(regressed["samples"]) == 8
+    assert regressed["check"] == "baseline" and regressed["figures"] == "measured"
+    assert regressed["counts"] == "given"
     assert regressed["comparison"]["status"] == "regressed"
     assert regressed["comparison"]["p_regressed"] < 0.01
     assert regressed["joules_per_inference"] == pytest.approx(0.0024 * 3.6e6 / 1000)
@@ -99,8 +109,7 @@ def test_records_carry_the_verdicts_and_figures() -> None:
 
     new = tests["tests/test_vit.py::test_classify_new"]
     assert new["verdict"] == "new"
-    assert new["baseline_kwh_per_1000"] is None
-    assert new["baseline_samples"] is None
+    assert new["reference"] is None
     assert new["change_pct"] is None
     assert new["comparison"] is None
     assert "no baseline entry" in new["note"]
@@ -110,7 +119,7 @@ def test_records_carry_the_verdicts_and_figures() -> None:
     assert over["budget_kwh"] == 0.05
 
     estimated = tests["tests/test_cpu.py::test_tiny_mlp"]
-    assert estimated["estimated"] is True
+    assert estimated["estimated"] is True and estimated["figures"] == "estimated"
     assert estimated["meter"] == "codecarbon"
     assert estimated["low_confidence"] is True
 
@@ -139,14 +148,15 @@ def test_carbon_is_null_without_an_intensity() -> None:
 def test_totals() -> None:
     totals = rendered()["totals"]
     results = data.results()
-    energy = math.fsum(r.measurement.energy_j for r in results)
+    energy = math.fsum(r.record.energy_j for r in results)
     assert totals["energy_j"] == pytest.approx(energy)
     assert totals["kwh"] == pytest.approx(energy / 3.6e6)
     assert totals["g_co2e"] == pytest.approx(energy / 3.6e6 * 56.039)
     assert totals["phone_charges"] == pytest.approx(energy / 3.6e6 / 0.022)
-    assert totals["windows"] == sum(len(r.measurement.windows) for r in results)
-    assert (totals["regressed"], totals["over_budget"]) == (1, 1)
-    assert totals["summary"] == "❌ 1 regression, 1 over budget in 8 measured tests"
+    assert totals["windows"] == sum(len(r.record.windows) for r in results)
+    assert (totals["regressed"], totals["over_budget"], totals["compare_regressed"]) == (1, 1, 0)
+    assert totals["figures"] == "7 measured, 1 estimated"
+    assert totals["summary"] == "❌ 1 regression, 1 over budget in 8 tests (7 measured, 1 estimated)"
 
 
 def test_unicode_and_markup_in_node_ids_survive() -> None:
@@ -156,11 +166,9 @@ def test_unicode_and_markup_in_node_ids_survive() -> None:
 
 
 def test_infinite_change_is_written_as_null() -> None:
-    zero = BaselineEntry(
-        samples=(0.0, 0.0), meter="nvml", estimated=False, pytest_energy_version="0.1.0"
-    )
+    zero = data.entry(0.0, count=2)
     result = data.result("tests/test_z.py::test_zero", data.windows(0.001), baseline=zero)
-    assert math.isinf(result.change_pct or 0.0)
+    assert math.isinf(result.verdict.change_pct or 0.0)
     info = RunInfo.create([result], now=data.NOW)
     document = json.loads(json_report.render([result], info))
     validator().validate(document)
@@ -186,17 +194,12 @@ def test_load_report_reads_back_what_was_written(tmp_path: Path) -> None:
     report = load_report(path)
     assert report.version == __version__
     assert report.run["country"] == "FRA"
-    records = {r.nodeid: r for r in report.records}
+    reported = {r.record.nodeid: r for r in report.results}
     for result in data.results():
-        record = records[result.nodeid]
-        assert record.samples == pytest.approx(result.measurement.samples)
-        assert record.hardware == result.measurement.hardware
-        assert record.meter == result.measurement.meter
-        assert record.estimated == result.measurement.estimated
-        assert record.inferences == result.measurement.inferences
-        assert record.tokens == result.measurement.tokens
-        assert record.verdict == result.verdict
-        assert record.budget_kwh == result.budget_kwh
+        back = reported[result.nodeid]
+        assert back.record == result.record  # the one record, read back whole
+        assert back.verdict == result.verdict.status
+        assert back.check == "baseline" and back.outcome == result.outcome
 
 
 def _broken(document: dict, **changes: object) -> str:
@@ -214,7 +217,7 @@ def _broken(document: dict, **changes: object) -> str:
         ('{"format": "pytest-energy-report"}', "has no valid integer schema_version"),
         (
             '{"format": "pytest-energy-report", "schema_version": 99, "run": {}, "tests": []}',
-            "has schema_version 99, newer than this pytest-energy understands (1). Upgrade",
+            "has schema_version 99, newer than this pytest-energy understands (2). Upgrade",
         ),
         (
             '{"format": "pytest-energy-report", "schema_version": 1, "tests": []}',
@@ -239,12 +242,13 @@ def test_parse_report_errors(text: str, expected: str) -> None:
         ({"samples": []}, "needs a non-empty list of samples"),
         ({"samples": [0.1, -1.0]}, "has a sample that is negative, NaN or infinite: -1.0"),
         ({"samples": [0.1, "x"]}, "has a sample that is not a number: 'x'"),
-        ({"hardware": None}, "has no hardware"),
+        ({"hardware": None}, "needs a hardware"),
         ({"estimated": "no"}, "needs estimated = true or false"),
         ({"inferences": -3}, "has inferences = -3"),
         ({"tokens": 1.5}, "has tokens = 1.5"),
-        ({"budget_kwh": "lots"}, "has budget_kwh = 'lots'"),
-        ({"nodeid": ""}, "tests[0] has no nodeid"),
+        ({"verdict": 3}, "has verdict = 3"),
+        ({"windows": [{"bad": 1}]}, "has a window that cannot be read"),
+        ({"nodeid": ""}, "tests[0] needs a nodeid"),
     ],
 )
 def test_parse_report_rejects_bad_records(changes: dict, expected: str) -> None:
@@ -318,7 +322,9 @@ def test_write_all_appends_the_github_step_summary(tmp_path: Path) -> None:
     assert lines == ["energy report: added the summary to $GITHUB_STEP_SUMMARY"]
     text = summary.read_text(encoding="utf-8")
     assert text.startswith("# Earlier step\n\n### ⚡ pytest-energy\n")
-    assert text.rstrip().endswith("**❌ 1 regression, 1 over budget in 8 measured tests**")
+    assert text.rstrip().endswith(
+        "**❌ 1 regression, 1 over budget in 8 tests (7 measured, 1 estimated)**"
+    )
 
 
 def test_write_all_replaces_an_existing_report_whole(tmp_path: Path) -> None:
@@ -355,3 +361,42 @@ def test_write_all_skips_the_step_summary_without_measurements(tmp_path: Path) -
     assert lines == [f"energy report: wrote JSON to {tmp_path / 'e.json'}"]
     assert not summary.exists()
     assert json.loads((tmp_path / "e.json").read_text(encoding="utf-8"))["tests"] == []
+
+
+def test_a_report_of_0_2_is_still_read_back() -> None:
+    """Schema 1 (0.2): ``windows`` was a count and there were no runs or check."""
+    text = json.dumps(
+        {
+            "format": "pytest-energy-report",
+            "schema_version": 1,
+            "run": {"pytest_energy_version": "0.1.0"},
+            "tests": [
+                {"nodeid": "t", "verdict": "ok", "outcome": "passed", "inferences": 4,
+                 "tokens": None, "windows": 2, "samples": [0.5, 0.5], "meter": "roofline",
+                 "hardware": "NVIDIA H100 SXM (roofline model)", "estimated": True}
+            ],
+        }
+    )  # fmt: skip
+    (back,) = parse_report(text, Path("old.json")).results
+    assert back.record.samples == (0.5, 0.5) and back.record.windows == ()
+    assert (back.verdict, back.check, back.outcome) == ("ok", "baseline", "passed")
+
+
+def test_an_energy_compare_result_is_in_the_report() -> None:
+    from pytest_energy.settings import Rule
+    from pytest_energy.verdict import COMPARE, Result, judge
+
+    current = data.result("tests/t.py::test_upgrade", data.windows(0.002)).record
+    candidate = data.result("tests/t.py::test_upgrade", data.windows(0.0026)).record
+    verdict = judge(candidate, current, Rule(3.0, 0.01, None, False, paired=True), check=COMPARE)
+    result = Result(candidate, verdict, outcome="failed")
+    info = RunInfo.create([result], now=data.NOW)
+    document = json.loads(json_report.render([result], info))
+    validator().validate(document)
+    (entry,) = document["tests"]
+    assert entry["check"] == "compare" and entry["verdict"] == "regressed"
+    assert entry["reference"]["kwh_per_1000"] == pytest.approx(0.002)
+    assert entry["comparison"]["rule"] == "paired"
+    assert document["totals"]["compare_regressed"] == 1
+    assert document["totals"]["summary"].startswith("❌ 1 costlier candidate (energy.compare)")
+    assert isinstance(Record.from_plain(entry), Record)

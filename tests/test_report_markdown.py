@@ -32,10 +32,10 @@ def table_rows(text: str, heading: str) -> list[str]:
 def test_order_problems_then_full_table_then_verdict() -> None:
     text = render()
     problems = text.index("#### Regressions and over budget (2)")
-    full = text.index("#### All measured tests (8)")
+    full = text.index("#### All energy results (8)")
     assert problems < full
-    assert (
-        text.rstrip().splitlines()[-1] == "**❌ 1 regression, 1 over budget in 8 measured tests**"
+    assert text.rstrip().splitlines()[-1] == (
+        "**❌ 1 regression, 1 over budget in 8 tests (7 measured, 1 estimated)**"
     )
 
 
@@ -49,7 +49,7 @@ def test_problems_table_lists_only_problems_most_serious_first() -> None:
 
 
 def test_full_table_has_every_test_and_the_optional_columns() -> None:
-    rows = table_rows(render(), "#### All measured tests")
+    rows = table_rows(render(), "#### All energy results")
     header = [cell.strip() for cell in rows[0].strip("|").split("|")]
     assert header == [
         "test",
@@ -78,11 +78,9 @@ def test_full_table_has_every_test_and_the_optional_columns() -> None:
 
 
 def test_columns_appear_only_when_used() -> None:
-    plain = [
-        r for r in data.results() if r.measurement.tokens is None and r.measurement.images is None
-    ]
+    plain = [r for r in data.results() if r.record.tokens is None and r.record.images is None]
     info = RunInfo.create(plain, now=data.NOW)
-    header = table_rows(markdown.render(plain, info), "#### All measured tests")[0]
+    header = table_rows(markdown.render(plain, info), "#### All energy results")[0]
     for absent in ("J/token", "J/image", "gCO2e/1000"):
         assert absent not in header
 
@@ -98,14 +96,14 @@ def test_node_ids_are_code_spans_safe_in_tables() -> None:
 
 def test_totals_and_notes() -> None:
     text = render()
-    assert "total: 398,779 J (0.1108 kWh) measured in 59 windows of 8 tests  \n" in text
+    assert "total: 398,779 J (0.1108 kWh) in 59 windows of 8 tests (7 measured, 1 estimated)  \n" in text
     assert (
         "carbon: 6.208 gCO2e at 56.04 gCO2e/kWh, CodeCarbon offline data for FRA (France, 2023)"
         in text
     )
     assert "equivalent: 5.035 smartphone charges (0.022 kWh per charge)" in text
     assert "- low confidence: too few windows" in text
-    assert "- estimated: figures are modelled" in text
+    assert "- estimated: figures are estimated" in text
     assert "- 1 test without a baseline on this hardware" in text
     assert (
         "`tests/test_diffusion.py::test_sdxl[steps=30]`: 2 windows taken while throttled "
@@ -125,15 +123,15 @@ def test_phone_charge_figure_is_configurable() -> None:
 
 
 def test_all_good_run() -> None:
-    good = [r for r in data.results() if r.verdict == "ok"]
+    good = [r for r in data.results() if r.verdict.status == "ok" and not r.record.estimated]
     text = markdown.render(good, RunInfo.create(good, now=data.NOW))
     assert "Regressions and over budget" not in text
-    assert text.rstrip().endswith("**✅ 4 measured tests within budget and baseline**")
+    assert text.rstrip().endswith("**✅ 3 measured tests within budget and baseline**")
 
 
 def test_empty_run() -> None:
     text = markdown.render([], RunInfo.create([], now=data.NOW))
-    assert "All measured tests" not in text
+    assert "All energy results" not in text
     assert text.rstrip().endswith("**No energy measurements in this run.**")
 
 
@@ -149,10 +147,10 @@ def test_empty_run() -> None:
     ],
 )
 def test_verdict_line(verdicts: set[str], expected: str) -> None:
-    chosen = [r for r in data.results() if r.verdict in verdicts]
+    chosen = [r for r in data.results() if r.verdict.status in verdicts and not r.record.estimated]
     if "ok" in verdicts:
-        chosen = [r for r in chosen if r.verdict != "ok"] + [
-            r for r in chosen if r.verdict == "ok"
+        chosen = [r for r in chosen if r.verdict.status != "ok"] + [
+            r for r in chosen if r.verdict.status == "ok"
         ][:1]
     assert verdict_line(chosen) == expected
     assert verdict_line(chosen, icon=False) == expected[2:]

@@ -90,7 +90,9 @@ def _rows(ax: Axes, results: Sequence[Result]) -> None:
 
 
 def _name(result: Result) -> str:
-    return result.nodeid + (" (compare)" if result.verdict.check == "compare" else "")
+    from .common import safe_text
+
+    return safe_text(result.nodeid) + (" (compare)" if result.verdict.check == "compare" else "")
 
 
 def _figure(rows: int) -> Any:

@@ -68,7 +68,7 @@ def problems_table(results: Sequence[Result]) -> list[str]:
     bad = [row(r) for r in most_serious_first(results) if r.verdict.failed]
     if not bad:
         return []
-    header = ["test", "kWh/1000", "baseline / current", "change", "budget", "verdict"]
+    header = ["test", "kWh/1000", "baseline", "change", "budget", "verdict"]
     body = [
         [
             _test(r),

@@ -125,10 +125,12 @@ def totals(
     total = carbon.totals(results, intensity, phone_charge_kwh)
     tests = f"{total.tests} test{'s' if total.tests != 1 else ''}"
     windows = f"{total.windows} window{'s' if total.windows != 1 else ''}"
-    lines = [
-        f"total: {_plain(total.energy_j)} J ({_plain(total.kwh)} kWh) "
-        f"{figures_word(results)} in {windows} of {tests}"
-    ]
+    kinds = figures_word(results)
+    energy = f"total: {_plain(total.energy_j)} J ({_plain(total.kwh)} kWh)"
+    if "," in kinds:  # several kinds of figure: say how many of each
+        lines = [f"{energy} in {windows} of {tests} ({kinds})"]
+    else:
+        lines = [f"{energy} {kinds} in {windows} of {tests}"]
     if total.g_co2e is not None and intensity is not None:
         where = f", {source}" if source else ""
         lines.append(f"carbon: {_plain(total.g_co2e)} gCO2e at {intensity:.4g} gCO2e/kWh{where}")
