@@ -11,12 +11,13 @@ import report_data as data
 
 from pytest_energy import __version__
 from pytest_energy import baseline as baseline_io
-from pytest_energy.baseline import Baseline, BaselineEntry
+from pytest_energy.baseline import Baseline
 from pytest_energy.cli import main
-from pytest_energy.measure import kwh_per_1000
+from pytest_energy.record import Record, RunSummary
 from pytest_energy.report import json as json_report
 from pytest_energy.report.common import RunInfo
-from pytest_energy.results import EnergyResult
+from pytest_energy.settings import Settings
+from pytest_energy.verdict import Result
 
 A100 = "NVIDIA A100-SXM4-40GB x1"
 BERT = "tests/test_bert.py::test_embed[bs=16]"
@@ -29,10 +30,19 @@ def _away_from_the_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.chdir(tmp_path)
 
 
-def write_report(path: Path, results: list[EnergyResult]) -> Path:
-    path.write_text(
-        json_report.render(results, RunInfo.create(results, now=data.NOW)), encoding="utf-8"
-    )
+def write_report(
+    path: Path, results: list[Result], settings: Settings | None = None
+) -> Path:
+    info = RunInfo.create(results, settings=settings, now=data.NOW)
+    path.write_text(json_report.render(results, info), encoding="utf-8")
+    return path
+
+
+def save(path: Path, *records: Record) -> Path:
+    entries: dict[str, dict[str, Record]] = {}
+    for record in records:
+        entries.setdefault(record.hardware, {})[record.nodeid] = record
+    baseline_io.replace_all(path, Baseline(entries), lock_timeout_s=10)
     return path
 
 
@@ -42,28 +52,27 @@ def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, st
     return code, out, err
 
 
-def bert(kwh: float, hardware: str = data.GPU, meter: str = "nvml") -> EnergyResult:
-    return data.result(BERT, data.windows(kwh), hardware=hardware, meter=meter)
+def bert(kwh: float, hardware: str = data.GPU, meter: str = "nvml", **kw: object) -> Result:
+    return data.result(BERT, data.windows(kwh), hardware=hardware, meter=meter, **kw)  # type: ignore[arg-type]
 
 
 # -- show ---------------------------------------------------------------------------------
 
 
 def baseline_file(path: Path) -> Path:
-    baseline_io.save(
+    return save(
         path,
-        Baseline(
-            {
-                data.GPU: {BERT: data.entry(0.0020), LLM: data.entry(0.40)},
-                data.CPU: {
-                    "tests/test_cpu.py::test_tiny_mlp": data.entry(
-                        0.00041, count=3, meter="codecarbon", estimated=True
-                    )
-                },
-            }
+        data.entry(0.0020, nodeid=BERT),
+        data.entry(0.40, nodeid=LLM),
+        data.entry(
+            0.00041,
+            count=3,
+            meter="codecarbon",
+            estimated=True,
+            nodeid="tests/test_cpu.py::test_tiny_mlp",
+            hardware=data.CPU,
         ),
     )
-    return path
 
 
 def test_show_lists_entries_by_hardware(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -73,45 +82,41 @@ def test_show_lists_entries_by_hardware(tmp_path: Path, capsys: pytest.CaptureFi
     lines = out.splitlines()
     assert lines[0] == f"{path}: 3 entries on 2 hardware"
     assert lines.index(f"[{data.CPU}]") < lines.index(f"[{data.GPU}]")
-    assert "test  " in lines[3] and "kWh/1000" in lines[3] and "estimated" in lines[3]
+    assert "test  " in lines[3] and "kWh/1000" in lines[3] and "figures" in lines[3]
     cpu = next(line for line in lines if "test_tiny_mlp" in line)
     assert cpu.split() == [
         "tests/test_cpu.py::test_tiny_mlp",
         "0.0004059",
         "3",
         "192",
+        "-",
+        "-",
         "codecarbon",
-        "yes",
+        "estimated",
         __version__,
-        # its run history: one run (a schema-1 entry), no spread, no date
+        # its run history: one run, no spread, no date
         "1",
         "-",
         "0.0004059",
         "-",
     ]
     gpu = next(line for line in lines if "test_embed" in line)
-    assert gpu.split()[:7] == [BERT, "0.002", "8", "512", "nvml", "no", __version__]
+    assert gpu.split()[:9] == [BERT, "0.002", "8", "512", "-", "-", "nvml", "measured", __version__]
 
 
 def test_show_lists_each_entrys_recorded_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pytest_energy.stats import RunSummary
-
     runs = tuple(
         RunSummary(kwh, 10, 1.0, f"2026-11-{day:02d}")
         for day, kwh in ((27, 0.00200), (28, 0.00204), (30, 0.00196))
     )
-    entry = BaselineEntry(
-        samples=(0.00196,) * 10, meter="nvml", estimated=False,
-        pytest_energy_version=__version__, inferences=10, runs=runs,
-    )  # fmt: skip
-    path = tmp_path / "b.toml"
-    baseline_io.save(path, Baseline({data.GPU: {BERT: entry}}))
+    entry = data.entry(0.00196, count=10, nodeid=BERT)
+    path = save(tmp_path / "b.toml", Record(BERT, entry.provenance, (0.00196,) * 10, entry.work, runs))
     code, out, _ = run(capsys, "show", path)
     assert code == 0
     (line,) = [x for x in out.splitlines() if x.startswith(BERT)]
-    assert line.split()[7:] == ["3", "2%", "0.002", "0.00204", "0.00196", "2026-11-30"]
+    assert line.split()[9:] == ["3", "2%", "0.002", "0.00204", "0.00196", "2026-11-30"]
     assert "run medians (oldest first)" in out
 
 
@@ -131,7 +136,7 @@ def test_show_rejects_a_corrupt_baseline(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "b.toml"
-    path.write_text("schema_version = 1\n[hardware.x.y]\nsamples = [-1.0]\n", encoding="utf-8")
+    path.write_text("schema_version = 3\n[hardware.x.y]\nsamples = [-1.0]\n", encoding="utf-8")
     code, out, err = run(capsys, "show", path)
     assert (code, out) == (2, "")
     assert err.startswith(f"pytest-energy show: energy baseline {path}: ")
@@ -156,9 +161,12 @@ def test_compare_reports_regression_exits_1(
     code, out, err = run(capsys, "compare", old, new)
     assert (code, err) == (1, "")
     row = next(line for line in out.splitlines() if line.startswith(BERT))
-    assert row.split()[-3:] == ["0.0024", "+20.0%", "regressed"]
+    assert row.split()[-5:] == ["0.0024", "+20.0%", "prediction", "3%", "regressed"]
     assert out.rstrip().endswith("1 regression(s) in 1 compared test(s).")
-    assert "rule: tolerance 3% (default), one-sided Mann-Whitney U at alpha 0.01 (default)" in out
+    assert (
+        "rule: the gate's, per record: tolerance 3% for measured and estimated figures, 1% for "
+        "modelled ones (default); alpha 0.01 (default)"
+    ) in out
 
 
 def test_compare_within_tolerance_exits_0(
@@ -168,7 +176,7 @@ def test_compare_within_tolerance_exits_0(
     new = write_report(tmp_path / "new.json", [bert(0.0024)])
     code, out, _ = run(capsys, "compare", old, new, "--tolerance", "25%")
     assert code == 0
-    assert "+20.0%  ok" in out
+    assert "+20.0%  prediction 25%  ok" in out
     assert out.rstrip().endswith("No regression in 1 compared test(s).")
 
 
@@ -214,6 +222,30 @@ def test_compare_other_hardware_is_not_comparable(
     assert out.rstrip().endswith("No regression in 0 compared test(s).")
 
 
+def test_compare_judges_a_roofline_report_by_the_deterministic_rule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """+2% of a deterministic meter's figure regresses, as the gate says (0.2's CLI applied
+    3% and printed "Mann-Whitney U" whatever rule decided)."""
+    from pytest_energy.record import Provenance, Work
+    from pytest_energy.settings import Rule
+    from pytest_energy.verdict import judge
+
+    def modelled(kwh: float) -> Result:
+        hardware = "NVIDIA H100 SXM (roofline v3, eager)"
+        provenance = Provenance("roofline", hardware, estimated=True, deterministic=True)
+        windows = data.windows(kwh, count=1)
+        record = Record.of_windows(BERT, provenance, windows)
+        return Result(record, judge(record, None, Rule(1.0, 0.01, None, True)))
+
+    old = write_report(tmp_path / "old.json", [modelled(0.0020)])
+    new = write_report(tmp_path / "new.json", [modelled(0.00204)])
+    code, out, _ = run(capsys, "compare", old, new)
+    assert code == 1, out
+    row = next(line for line in out.splitlines() if line.startswith(BERT))
+    assert row.split()[-4:] == ["+2.0%", "deterministic", "1%", "regressed"]
+
+
 def test_compare_other_meter_is_not_comparable(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -221,7 +253,7 @@ def test_compare_other_meter_is_not_comparable(
     new = write_report(tmp_path / "new.json", [bert(0.0024)])
     code, out, _ = run(capsys, "compare", old, new)
     assert code == 0
-    assert "not comparable: meter rapl in OLD, nvml in NEW" in out
+    assert "not comparable: the baseline was recorded with meter 'rapl'" in out
 
 
 def test_compare_new_test(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -236,7 +268,7 @@ def test_compare_new_test(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     [
         ('{"oops": ', "is not valid JSON"),
         ('{"format": "something-else"}', "is not a pytest-energy report"),
-        ("schema_version = 1\n[hardware\n", "is not valid TOML"),
+        ("schema_version = 3\n[hardware\n", "is not valid TOML"),
     ],
 )
 def test_compare_bad_input_exits_2(
@@ -283,10 +315,10 @@ def test_merge_reports_from_a_gpu_matrix(
     assert sorted(merged.entries) == [A100, data.GPU]
     entry = merged.get(data.GPU, LLM)
     assert entry is not None
-    assert entry.samples == pytest.approx(data.result(LLM, data.windows(0.4)).measurement.samples)
+    assert entry.samples == pytest.approx(data.result(LLM, data.windows(0.4)).record.samples)
     assert entry.tokens == 512 * 8 and entry.inferences == 64 * 8
     assert entry.meter == "nvml" and entry.estimated is False
-    assert entry.pytest_energy_version == __version__
+    assert entry.version == __version__
     assert merged.get(A100, BERT) is not None
 
 
@@ -320,6 +352,7 @@ def test_merge_conflict_exits_1_and_writes_nothing(
     assert out_path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "energy-baseline.toml",
+        "energy-baseline.toml.lock",  # from writing the committed baseline above
         "job1.json",
         "job2.json",
     ]
@@ -358,6 +391,7 @@ def test_merge_keeps_the_hardware_out_has_and_the_inputs_do_not(
     assert merged.get(data.GPU, LLM) == baseline_io.load(baseline_file(tmp_path / "x.toml")).get(
         data.GPU, LLM
     )
+    assert len(h100_bert.runs) == 2  # the report's run was appended to the entry's history
 
 
 def test_merge_replace_keeps_only_the_inputs(
@@ -390,28 +424,90 @@ def test_merge_refuses_to_write_a_baseline_over_a_report(
     assert code == 2 and not (tmp_path / "new.json").exists()
 
 
-def test_merge_a_baseline_with_the_report_of_the_same_run_does_not_conflict(
+def test_merge_a_baseline_with_the_report_of_the_run_that_wrote_it_is_a_no_op(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """0.2 reported "2 conflict(s)" here, comparing whole entries with their run dates."""
     result = data.result(BERT, data.windows(0.0024 / 7))  # samples with 17 digits
-    samples = result.measurement.samples
-    # the windows' raw figures have 17 digits; samples are rounded once, to 6, everywhere
-    raw = [kwh_per_1000(w.energy_j, w.inferences) for w in result.measurement.windows]
-    assert any(float(f"{x:.6g}") != x for x in raw)
     report = write_report(tmp_path / "run.json", [result])
     baseline = tmp_path / "energy-baseline.toml"
-    rounded = BaselineEntry(
-        samples=tuple(float(f"{x:.6g}") for x in samples),
-        meter="nvml",
-        estimated=False,
-        pytest_energy_version=__version__,
-        inferences=result.measurement.inferences,
+    baseline_io.update(
+        baseline,
+        {(data.GPU, BERT): baseline_io.Update(result.record)},
+        history=5,
+        lock_timeout_s=10,
     )
-    baseline_io.save(baseline, Baseline({data.GPU: {BERT: rounded}}))
+    before = baseline.read_bytes()
+    code, out, _ = run(capsys, "merge", baseline, baseline, report)
+    assert code == 0, out
+    assert baseline.read_bytes() == before
     out_path = tmp_path / "merged.toml"
     code, out, _ = run(capsys, "merge", out_path, baseline, report)
     assert code == 0, out
-    assert baseline_io.load(out_path).get(data.GPU, BERT) == rounded
+    assert "conflict" not in out
+    assert out_path.read_bytes() == before
+
+
+def test_merge_appends_a_reports_run_to_the_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 3-run dated history merged with one more run has 4 dated runs (0.2 replaced the
+    history with the report's one undated run)."""
+    history = tuple(RunSummary(0.002, 8, 1.0, f"2026-11-2{day}") for day in (7, 8, 9))
+    entry = data.entry(0.002, nodeid=BERT)
+    baseline = save(tmp_path / "energy-baseline.toml",
+                    Record(BERT, entry.provenance, entry.samples, entry.work, history))  # fmt: skip
+    report = write_report(tmp_path / "run.json", [bert(0.00201)])
+    code, out, err = run(capsys, "merge", baseline, report)
+    assert (code, err) == (0, ""), out
+    merged = baseline_io.load(baseline).get(data.GPU, BERT)
+    assert merged is not None
+    dates = [r.date for r in merged.runs]
+    assert dates[:3] == ["2026-11-27", "2026-11-28", "2026-11-29"] and len(dates) == 4
+    assert dates[3] == "2025-01-15"  # the report's run, dated by its first window
+
+
+@pytest.mark.parametrize(
+    ("result", "why"),
+    [
+        (bert(0.0024, outcome="failed"), "failed its own assertion"),
+        (data.result(BERT, data.windows(0.0024), baseline=data.entry(0.002)), "regressed"),
+        (data.result(BERT, data.windows(0.002), budget_kwh=0.001), "over budget"),
+    ],
+)
+def test_merge_records_only_what_an_update_would_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], result: Result, why: str
+) -> None:
+    report = write_report(tmp_path / "run.json", [result, bert(0.0031, hardware=A100)])
+    out_path = tmp_path / "energy-baseline.toml"
+    code, out, _ = run(capsys, "merge", out_path, report)
+    assert code == 0, out
+    merged = baseline_io.load(out_path)
+    assert merged.get(data.GPU, BERT) is None, why
+    assert merged.get(A100, BERT) is not None
+    assert "not recorded: 1 test(s) that failed, went over budget or regressed" in out
+    assert f"{BERT} on {data.GPU} ({report})" in out
+
+
+def test_merge_waits_for_the_baseline_lock_and_gives_up_clearly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import filelock
+
+    baseline = baseline_file(tmp_path / "energy-baseline.toml")
+    before = baseline.read_bytes()
+    (tmp_path / "pytest.ini").write_text("[pytest]\nenergy_lock_timeout = 1.5s\n")
+    report = write_report(tmp_path / "run.json", [bert(0.0031, hardware=A100)])
+    lock = filelock.FileLock(str(baseline) + ".lock")
+    lock.acquire()
+    try:
+        code, out, err = run(capsys, "merge", baseline, report)
+    finally:
+        lock.release()
+    assert code == 2
+    assert "pytest-energy merge: waiting for the baseline lock" in err
+    assert "was not updated: gave up after" in err and "--energy-lock-timeout" in err
+    assert baseline.read_bytes() == before
 
 
 def test_merge_into_a_missing_directory_exits_2(
@@ -463,7 +559,7 @@ def _pair(
     paths = []
     for name, kwh in (("old.json", 0.0020), ("new.json", new_kwh)):
         results = [bert(kwh)]
-        info = RunInfo.create(results, now=data.NOW, tolerance_pct=tolerance_pct)
+        info = RunInfo.create(results, settings=Settings(tolerance_pct=tolerance_pct), now=data.NOW)
         path = tmp_path / name
         path.write_text(json_report.render(results, info), encoding="utf-8")
         paths.append(path)
@@ -478,9 +574,9 @@ def test_compare_uses_the_tolerance_recorded_in_the_reports(
     old, new = _pair(tmp_path, 15.0, new_kwh=0.00224)
     code, out, _ = run(capsys, "compare", old, new)
     assert code == 0, out
-    assert f"rule: tolerance 15% (recorded in {new})" in out
+    assert f"tolerance 15% (recorded in {new})" in out
     code, out, _ = run(capsys, "compare", old, new, "--tolerance", "3")
-    assert code == 1 and "rule: tolerance 3% (--tolerance)" in out
+    assert code == 1 and "tolerance 3% (--tolerance)" in out
 
 
 @pytest.mark.parametrize(
@@ -499,7 +595,7 @@ def test_compare_uses_the_ini_tolerance(
     (tmp_path / name).write_text(text, encoding="utf-8")
     code, out, _ = run(capsys, "compare", old, new)
     assert code == 0, out
-    assert f"rule: tolerance 10% (energy_tolerance in {tmp_path / name})" in out
+    assert f"tolerance 10% (energy_tolerance in {tmp_path / name})" in out
 
 
 def test_compare_reads_the_ini_given_with_ini(
@@ -518,9 +614,10 @@ def test_compare_reads_the_ini_given_with_ini(
 
 
 def test_show_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
-    tests = {f"tests/test_many.py::test_{i}": data.entry(0.002) for i in range(3000)}
-    path = tmp_path / "big.toml"
-    baseline_io.save(path, Baseline({data.GPU: tests}))
+    path = save(
+        tmp_path / "big.toml",
+        *(data.entry(0.002, nodeid=f"tests/test_many.py::test_{i}") for i in range(3000)),
+    )
     done = subprocess.run(
         f"{sys.executable} -m pytest_energy.cli show {path} | head -n 1",
         shell=True,

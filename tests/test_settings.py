@@ -1,4 +1,4 @@
-"""Unit tests for pytest_energy.settings: the pure parsers and build()."""
+"""Unit tests for pytest_energy.settings: the pure parsers, resolve() and the rule."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from pytest_energy.settings import (
     DEFAULT_TOLERANCE_PCT,
     DEFAULT_WARMUP,
     Settings,
-    build,
     options,
     parse_bool,
     parse_count,
@@ -25,7 +24,17 @@ from pytest_energy.settings import (
     parse_percent,
     parse_positive_float,
     parse_probability,
+    resolve,
 )
+
+
+def build(raw: dict[str, str], rootdir: Path) -> Settings:
+    """resolve() for raw strings keyed by option name, all relative to ``rootdir``."""
+    known = {opt.name for _, opt in options()}
+    assert set(raw) <= known, set(raw) - known
+    return resolve(
+        lambda opt: raw.get(opt.name), lambda opt: None, invocation_dir=rootdir, rootdir=rootdir
+    )
 
 
 def test_config_error_is_a_value_error() -> None:
@@ -219,8 +228,8 @@ def test_build_defaults(tmp_path: Path) -> None:
     settings = build({}, tmp_path)
     assert settings == Settings(baseline_path=tmp_path / DEFAULT_BASELINE_NAME)
     assert settings.tolerance_pct is None  # resolved per test: the meter kind decides
-    assert settings.tolerance_for(marker_pct=None, deterministic=False) == DEFAULT_TOLERANCE_PCT
-    assert settings.tolerance_for(marker_pct=None, deterministic=True) == 1.0
+    assert settings.rule(deterministic=False, estimated=False).tolerance_pct == DEFAULT_TOLERANCE_PCT
+    assert settings.rule(deterministic=True, estimated=True).tolerance_pct == 1.0
     assert settings.alpha == DEFAULT_ALPHA
     assert settings.rounds is None  # auto
     assert settings.warmup == DEFAULT_WARMUP
@@ -345,9 +354,15 @@ def test_every_settings_field_is_an_option_with_one_spelling() -> None:
 
 def test_tolerance_resolution_marker_then_option_then_meter_kind(tmp_path: Path) -> None:
     settings = build({"tolerance": "4%"}, tmp_path)
-    assert settings.tolerance_for(marker_pct=20.0, deterministic=True) == 20.0
-    assert settings.tolerance_for(marker_pct=None, deterministic=True) == 4.0
-    assert settings.tolerance_for(marker_pct=None, deterministic=False) == 4.0
+
+    def tolerance(marker: float | None, deterministic: bool) -> float:
+        return settings.rule(
+            deterministic=deterministic, estimated=deterministic, marker_tolerance_pct=marker
+        ).tolerance_pct
+
+    assert tolerance(20.0, True) == 20.0
+    assert tolerance(None, True) == 4.0
+    assert tolerance(None, False) == 4.0
 
 
 def test_rounds_auto_or_a_number(tmp_path: Path) -> None:
@@ -394,3 +409,21 @@ def test_a_flag_from_the_command_line_wins_over_the_ini(tmp_path: Path) -> None:
         rootdir=tmp_path,
     )
     assert settings.report is False
+
+
+def test_max_rounds_can_go_below_the_adaptive_minimum(tmp_path: Path) -> None:
+    from pytest_energy.settings import MIN_ADAPTIVE_ROUNDS
+
+    assert build({"max_rounds": "2"}, tmp_path).max_rounds == 2 < MIN_ADAPTIVE_ROUNDS
+    with pytest.raises(ConfigError, match="at least 1"):
+        build({"max_rounds": "0"}, tmp_path)
+
+
+def test_engine_and_tensor_parallel(tmp_path: Path) -> None:
+    s = build({"engine": "Compiled", "tensor_parallel": "4"}, tmp_path)
+    assert (s.engine, s.tensor_parallel) == ("compiled", 4)
+    assert (Settings().engine, Settings().tensor_parallel) == ("eager", 1)
+    with pytest.raises(ConfigError, match="--energy-engine / energy_engine: expected one of"):
+        build({"engine": "vllm"}, tmp_path)
+    with pytest.raises(ConfigError, match="--energy-tensor-parallel"):
+        build({"tensor_parallel": "0"}, tmp_path)
