@@ -92,6 +92,7 @@ def result(
         budget_kwh=budget_kwh,
         tolerance_pct=DEFAULT_TOLERANCE_PCT,
         alpha=DEFAULT_ALPHA,
+        run_spread_pct=0.0,  # the within-run rule: these baselines are one run, same runner
     )
 
 
