@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_energy.stats import RunSummary, describe
+from pytest_energy.stats import describe
+from pytest_energy.stats.bound import Run
 from pytest_energy.stats.rule import (
     LOW_CONFIDENCE_MIN_TOLERANCE_PCT,
     Comparison,
@@ -211,10 +212,8 @@ NOISE10 = [1.00, 1.01, 0.99, 1.02, 0.98, 1.00, 1.01, 0.99, 1.00, 1.00]
 HISTORY_MEDIANS = (1.0, 1.02, 0.98, 1.01, 0.99)
 
 
-def _history(
-    levels: Sequence[float] = HISTORY_MEDIANS, spread_pct: float = 0.0
-) -> list[RunSummary]:
-    return [RunSummary(m, 10, spread_pct, f"2026-11-0{i + 1}") for i, m in enumerate(levels)]
+def _history(levels: Sequence[float] = HISTORY_MEDIANS, spread_pct: float = 0.0) -> list[Run]:
+    return [Run(m, 10, spread_pct) for m in levels]
 
 
 def test_the_statistical_rules_need_a_prior() -> None:
@@ -326,9 +325,9 @@ def test_deterministic_rule_is_the_ratio_alone() -> None:
 def test_zeros_and_infinities_never_raise_or_give_nan(prior: float) -> None:
     kw = {"tolerance_pct": 3.0, "alpha": 0.01, "run_spread_pct": prior}
     history = [
-        RunSummary(0.0, 5, 0.0, ""),
-        RunSummary(math.inf, 5, 0.0, ""),
-        RunSummary(0.0, 5, 0.0, ""),
+        Run(0.0, 5, 0.0),
+        Run(math.inf, 5, 0.0),
+        Run(0.0, 5, 0.0),
     ]
     cases = [
         ([0.0] * 5, [0.0] * 5, Status.OK),
@@ -372,7 +371,7 @@ def test_prediction_rule_is_monotone_and_never_nan(
     prior: float,
 ) -> None:
     # the medians range over four orders of magnitude: runs are set aside, the latest too
-    history = [RunSummary(m, 10, 2.0, "") for m in medians]
+    history = [Run(m, 10, 2.0) for m in medians]
     kw = {"tolerance_pct": 3.0, "alpha": 0.01, "history": history, "run_spread_pct": prior}
     before = compare(current, baseline, **kw)  # type: ignore[arg-type]
     after = compare([x * factor for x in current], baseline, **kw)  # type: ignore[arg-type]
@@ -540,7 +539,7 @@ def test_every_rule_survives_zeros_infinities_and_extremes(
     prior: float,
     deterministic: bool,
 ) -> None:
-    history = [RunSummary(m, w, spread, "") for m, w, spread in runs]
+    history = [Run(m, w, spread) for m, w, spread in runs]
     kw = {"tolerance_pct": 3.0, "alpha": 0.01}
     c = compare(
         current, baseline, history=history, run_spread_pct=prior, deterministic=deterministic, **kw

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_energy.settings import DEFAULT_MAX_ROUNDS, DEFAULT_ROUNDS
-from pytest_energy.stats import RunSummary
+from pytest_energy.stats.bound import Run
 from pytest_energy.stats.rule import Status, compare
 from pytest_energy.stats.stopping import MIN_ADAPTIVE_ROUNDS, settled
 
@@ -63,7 +63,7 @@ def test_settled_does_not_stop_on_borderline_cases() -> None:
 def test_an_outlying_run_does_not_keep_a_regression_from_settling(edited: int) -> None:
     levels = [1.0, 1.01, 0.99, 1.005, 0.995]
     levels[edited] *= 10.0
-    history = [RunSummary(m, 10, 1.0, "") for m in levels]
+    history = [Run(m, 10, 1.0) for m in levels]
     baseline = [x * levels[-1] for x in BASE10]
     up = [x * 1.3 for x in BASE10[:5]]
     kw = {**KW, "history": history}
@@ -93,7 +93,7 @@ def test_settled_survives_zeros_infinities_and_extremes(
     prior: float,
     max_rounds: int,
 ) -> None:
-    history = [RunSummary(m, w, spread, "") for m, w, spread in runs]
+    history = [Run(m, w, spread) for m, w, spread in runs]
     done = settled(
         current,
         baseline,

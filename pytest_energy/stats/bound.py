@@ -25,7 +25,8 @@ PRIOR_DEGREES_OF_FREEDOM = 4
 #: A recorded run is set aside when its log median lies more than this many robust standard
 #: deviations from the median of the history's log medians (see :func:`outlying_runs`). With
 #: the default 2% prior, no run of a clean 5-run history is set aside at a true run spread of
-#: up to 2%, and about 1 history in 400 at 3% (docs/measurement.md, "Gate quality").
+#: 1% or 2%, and 0.003 runs per comparison at 3% (docs/measurement.md, "Gate quality",
+#: table 14).
 RUN_OUTLIER_THRESHOLD = 5.0
 
 #: Asymptotic variance of a sample median over that of a mean, for normal data.
