@@ -18,29 +18,36 @@ Noise model (multiplicative, generated with a seeded numpy ``Generator``):
   board on A100 and H100).
 * A true change multiplies every window of the candidate run by ``1 + change``.
 
-How the verdicts are computed. ``compare`` returns the ratio of the medians and the exact
-one-sided Mann-Whitney p-value; neither depends on the tolerance or alpha, and the verdict
-for any (tolerance, alpha) follows from them by the condition in :func:`fails`. The exact
+How the verdicts are computed. Tables 1-5 judge one baseline run against one candidate
+run with the within-run rule, ``compare(..., run_spread_pct=0)`` (rule ``"u-test"``: the
+run level is taken not to move, so no prediction bound). ``compare`` returns the ratio of
+the medians and the exact one-sided Mann-Whitney p-value, over the windows that are not
+outliers; neither depends on the tolerance or alpha, and the verdict for any (tolerance,
+alpha) follows from them and the window counts by the condition in :func:`fails`. The exact
 p-value costs about 0.6 ms at 8 windows a side and 17 ms at 16 in pure Python, so by default
 (the *fast* path) the ratio is computed with numpy and the p-value comes from
 ``stats.mann_whitney_greater`` itself, called once per distinct (windows, windows, rank sum)
 and reused: without ties the exact p-value depends on nothing else. Pairs with tied values
-(none occur with continuous noise) are passed to ``compare``. Three checks keep this honest:
-the ratio and p-value of the first :data:`VERIFY_PAIRS` pairs of every cell must equal what
-``compare`` returns; :func:`check_rule` compares :func:`fails` with ``compare``'s verdict under
-every (tolerance, alpha) the tables use; and ``--direct`` judges every pair with ``compare``
-(slow: use it with ``--quick`` or ``--pairs``), which must print the same tables for the same
-seed. The script stops on any disagreement.
+(none occur with continuous noise), and pairs in which ``compare`` may flag an outlier
+window (:func:`may_flag`, which errs towards yes), are passed to ``compare``. Three checks
+keep this honest: the ratio, p-value and window counts of the first :data:`VERIFY_PAIRS`
+pairs of every cell must equal what ``compare`` returns; :func:`check_rule` compares
+:func:`fails` with ``compare``'s verdict under every (tolerance, alpha) the tables use; and
+``--direct`` judges every pair with ``compare`` (slow: use it with ``--quick`` or
+``--pairs``), which must print the same tables for the same seed. The script stops on any
+disagreement.
 
-Tables 6-13 (:func:`run_across`) are about the rule across runs (baseline schema 2): a run
-history, the prediction bound, outlier windows, adaptive rounds and the paired A B B A
-analysis. They judge every simulated run with ``stats.compare``, ``stats.settled`` and
-``stats.compare_paired`` themselves. The noise models (:class:`NoiseModel`) add, to the
-per-window lognormal CV, a per-run offset, AR(1) correlation between consecutive windows,
-outlier windows (+30%), a linear drift across a run's windows, and a fixed number of +30%
-windows in the latest baseline run. Table 7 is analytic: the smallest change that any rule
-can detect at a known run spread (:func:`smallest_detectable_pct`). ``--quick`` runs them
-at small sizes (100 runs per cell) and ``Plan.across_trials = 0`` skips them.
+Tables 6-14 (:func:`run_across`) are about the rule across runs (baseline schema 2): a run
+history, the prediction bound, outlier windows, outlying runs, adaptive rounds and the
+paired A B B A analysis. They judge every simulated run with ``stats.compare``,
+``stats.settled`` and ``stats.compare_paired`` themselves. The noise models
+(:class:`NoiseModel`) add, to the per-window lognormal CV, a per-run offset, AR(1)
+correlation between consecutive windows, outlier windows (+30%), a linear drift across a
+run's windows, a fixed number of +30% windows in the latest baseline run, and recorded runs
+multiplied by a factor (a hand-edited or broken run: 10x, 3x, ...). Table 7 is analytic:
+the smallest change that any rule can detect at a known run spread
+(:func:`smallest_detectable_pct`). ``--quick`` runs them at small sizes (100 runs per cell)
+and ``Plan.across_trials = 0`` skips them; ``--history-outliers`` prints table 14 alone.
 
 Usage::
 
@@ -49,8 +56,11 @@ Usage::
     python benchmarks/gate_quality.py --quick --direct # the same, every pair through compare()
     python benchmarks/gate_quality.py --rounds 10 --tolerance 3 --alpha 0.01  # gate under test
     python benchmarks/gate_quality.py --from-json run1.json run2.json run3.json  # real noise
+    python benchmarks/gate_quality.py --history-outliers   # table 14 only (~20 s)
 
 The gate under test defaults to the defaults in ``pytest_energy/settings.py``.
+``--history-outliers`` uses only names that ``pytest_energy.stats`` has had since 0.2, so it
+also runs against an older checkout (docs/measurement.md gives the "before" figures so).
 """
 
 from __future__ import annotations
@@ -61,7 +71,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -69,10 +79,12 @@ import numpy as np
 try:
     from pytest_energy import settings as energy_settings
     from pytest_energy import stats
+    from pytest_energy.record import RunSummary
 except ImportError:  # run from a checkout without installing the package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from pytest_energy import settings as energy_settings
     from pytest_energy import stats
+    from pytest_energy.record import RunSummary
 
 #: The targets the tables are judged against.
 TARGET_FALSE_ALARM = 0.01
@@ -136,10 +148,24 @@ class Judged:
     scenario: Scenario
     ratio: np.ndarray
     p_regressed: np.ndarray
+    n_current: np.ndarray
+    """Windows of the candidate that compare() judged (those that are not outliers)."""
+    n_baseline: np.ndarray
+    _reachable: dict[float, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def pairs(self) -> int:
         return len(self.ratio)
+
+    def reachable(self, alpha: float) -> np.ndarray:
+        """Per pair: whether the U test on the windows judged can reach ``alpha``."""
+        if alpha not in self._reachable:
+            sizes, index = np.unique(
+                np.stack([self.n_current, self.n_baseline], axis=1), axis=0, return_inverse=True
+            )
+            can = np.array([stats.can_reach(alpha, int(a), int(b)) for a, b in sizes])
+            self._reachable[alpha] = can[index.reshape(-1)]
+        return self._reachable[alpha]
 
 
 @dataclass(frozen=True)
@@ -162,12 +188,12 @@ def fails(judged: Judged, tolerance_pct: float, alpha: float | None) -> np.ndarr
     """Which pairs fail, by ``compare``'s regression condition (or the naive rule)."""
     if alpha is None:
         return judged.ratio > 1.0 + tolerance_pct / 100.0
-    s = judged.scenario
-    if not stats.can_reach(alpha, s.rounds, s.baseline_rounds):
-        # compare() decides on the ratio alone (low confidence), with a tolerance floor
-        floor = max(tolerance_pct, stats.LOW_CONFIDENCE_MIN_TOLERANCE_PCT)
-        return judged.ratio > 1.0 + floor / 100.0
-    return (judged.ratio > 1.0 + tolerance_pct / 100.0) & (judged.p_regressed < alpha)
+    reachable = judged.reachable(alpha)
+    # without a reachable U test compare() decides on the ratio alone (low confidence),
+    # against a tolerance floor
+    floor = max(tolerance_pct, stats.LOW_CONFIDENCE_MIN_TOLERANCE_PCT)
+    tested = (judged.ratio > 1.0 + tolerance_pct / 100.0) & (judged.p_regressed < alpha)
+    return np.where(reachable, tested, judged.ratio > 1.0 + floor / 100.0)
 
 
 # -- simulation -----------------------------------------------------------------------------
@@ -210,6 +236,8 @@ class PValues:
     def __init__(self) -> None:
         self._cache: dict[tuple[int, int, int], float] = {}
         self.calls = 0
+        self.direct = 0
+        """Pairs that the fast path passed to ``compare`` (ties, possible outliers)."""
 
     def get(
         self, n1: int, n2: int, rank_sum: int, current: np.ndarray, baseline: np.ndarray
@@ -223,22 +251,52 @@ class PValues:
         return p
 
 
-def judge_direct(cand: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Ratio and p-value of every pair from ``stats.compare`` itself."""
+def within_run(
+    current: Sequence[float],
+    baseline: Sequence[float],
+    *,
+    tolerance_pct: float = energy_settings.DEFAULT_TOLERANCE_PCT,
+    alpha: float = energy_settings.DEFAULT_ALPHA,
+) -> stats.Comparison:
+    """The rule of tables 1-5: ``compare`` with a prior run spread of 0 and no history."""
+    return stats.compare(
+        current, baseline, tolerance_pct=tolerance_pct, alpha=alpha, run_spread_pct=0.0
+    )
+
+
+Judgement = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""Ratio, p-value and the window counts judged, per pair."""
+
+
+def judge_direct(cand: np.ndarray, base: np.ndarray) -> Judgement:
+    """Ratio, p-value and window counts of every pair from ``stats.compare`` itself."""
     pairs = len(cand)
-    ratio = np.empty(pairs)
-    p_regressed = np.empty(pairs)
-    tol, alpha = energy_settings.DEFAULT_TOLERANCE_PCT, energy_settings.DEFAULT_ALPHA
+    ratio, p_regressed = np.empty(pairs), np.empty(pairs)
+    n1, n2 = np.empty(pairs, dtype=int), np.empty(pairs, dtype=int)
     for i in range(pairs):
-        c = stats.compare(cand[i].tolist(), base[i].tolist(), tolerance_pct=tol, alpha=alpha)
-        ratio[i] = c.ratio
-        p_regressed[i] = c.p_regressed
-    return ratio, p_regressed
+        c = within_run(cand[i].tolist(), base[i].tolist())
+        ratio[i], p_regressed[i] = c.ratio, c.p_regressed
+        n1[i] = cand.shape[1] - len(c.outliers_current)
+        n2[i] = base.shape[1] - len(c.outliers_baseline)
+    return ratio, p_regressed, n1, n2
 
 
-def judge_fast(
-    cand: np.ndarray, base: np.ndarray, pvalues: PValues
-) -> tuple[np.ndarray, np.ndarray]:
+def may_flag(cand: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Per pair: whether ``compare`` may set an outlier window aside. The condition of
+    ``stats.robust.outliers`` with the pooled spread, loosened by 0.1% so that rounding
+    can only send more pairs to ``compare``."""
+    sides = [x for x in (cand, base) if x.shape[1] >= stats.MIN_OUTLIER_WINDOWS]
+    if not sides:
+        return np.zeros(len(cand), dtype=bool)
+    relative = np.concatenate(
+        [np.abs(x / np.median(x, axis=1, keepdims=True) - 1.0) for x in sides], axis=1
+    )
+    spread = stats.MAD_TO_SD * np.median(relative, axis=1, keepdims=True)
+    limit = 0.999 * stats.OUTLIER_THRESHOLD * np.maximum(spread, stats.OUTLIER_FLOOR_PCT / 100)
+    return (relative > limit).any(axis=1)
+
+
+def judge_fast(cand: np.ndarray, base: np.ndarray, pvalues: PValues) -> Judgement:
     """The same numbers as :func:`judge_direct`, with the p-values memoised by rank sum."""
     n1, n2 = cand.shape[1], base.shape[1]
     ratio = np.median(cand, axis=1) / np.median(base, axis=1)
@@ -250,27 +308,32 @@ def judge_fast(
     )
     rank_sums = ranks[:, :n1].sum(axis=1)
     tied = (np.diff(np.take_along_axis(pooled, order, axis=1), axis=1) == 0).any(axis=1)
+    direct = tied | may_flag(cand, base)
+    pvalues.direct += int(direct.sum())
     p_regressed = np.empty(len(cand))
+    n_current, n_baseline = np.full(len(cand), n1), np.full(len(cand), n2)
     for i in range(len(cand)):
-        if tied[i]:
-            c = stats.compare(cand[i].tolist(), base[i].tolist(), tolerance_pct=5.0, alpha=0.01)
-            ratio[i], p_regressed[i] = c.ratio, c.p_regressed
+        if direct[i]:
+            ratio[i], p_regressed[i], n_current[i], n_baseline[i] = (
+                x[0] for x in judge_direct(cand[i : i + 1], base[i : i + 1])
+            )
         else:
             p_regressed[i] = pvalues.get(n1, n2, int(rank_sums[i]), cand[i], base[i])
-    return ratio, p_regressed
+    return ratio, p_regressed, n_current, n_baseline
 
 
 def verify(judged: Judged, cand: np.ndarray, base: np.ndarray) -> None:
-    """Check the first pairs' ratio and p-value against ``compare``; stop on a difference."""
+    """Check the first pairs' figures against ``compare``; stop on a difference."""
+    ratio, p, n1, n2 = judge_direct(cand[:VERIFY_PAIRS], base[:VERIFY_PAIRS])
     for i in range(min(VERIFY_PAIRS, judged.pairs)):
-        c = stats.compare(cand[i].tolist(), base[i].tolist(), tolerance_pct=5.0, alpha=0.01)
         if not (
-            math.isclose(c.ratio, judged.ratio[i], rel_tol=1e-12)
-            and c.p_regressed == judged.p_regressed[i]
+            math.isclose(ratio[i], judged.ratio[i], rel_tol=1e-12)
+            and p[i] == judged.p_regressed[i]
+            and (n1[i], n2[i]) == (judged.n_current[i], judged.n_baseline[i])
         ):
             raise AssertionError(
                 f"pair {i} of {judged.scenario}: the simulation has ratio {judged.ratio[i]!r}, "
-                f"p {judged.p_regressed[i]!r}; stats.compare says {c.ratio!r}, {c.p_regressed!r}"
+                f"p {judged.p_regressed[i]!r}; stats.compare says {ratio[i]!r}, {p[i]!r}"
             )
 
 
@@ -287,12 +350,11 @@ def check_rule(settings: Iterable[tuple[float, float]], *, seed: int = 2024) -> 
         for change in (0.0, 0.03, 0.06, 0.12):
             cand = (1.0 + change) * np.exp(0.03 * rng.standard_normal((RULE_PAIRS, rounds)))
             base = np.exp(0.03 * rng.standard_normal((RULE_PAIRS, rounds)))
-            ratio, p = judge_direct(cand, base)
-            judged = Judged(Scenario(rounds, rounds, 0.03, 0.0, change), ratio, p)
+            judged = Judged(Scenario(rounds, rounds, 0.03, 0.0, change), *judge_direct(cand, base))
             for tol, alpha in settings:
                 mine = fails(judged, tol, alpha)
                 for i in range(RULE_PAIRS):
-                    c = stats.compare(
+                    c = within_run(
                         cand[i].tolist(), base[i].tolist(), tolerance_pct=tol, alpha=alpha
                     )
                     if bool(mine[i]) != (c.status is stats.Status.REGRESSED):
@@ -326,10 +388,9 @@ class Cells:
         if scenario not in self._cache:
             cand, base = draw(scenario, pairs or self.pairs, seed=self.seed, noise=self.noise)
             if self.direct:
-                ratio, p = judge_direct(cand, base)
+                judged = Judged(scenario, *judge_direct(cand, base))
             else:
-                ratio, p = judge_fast(cand, base, self.pvalues)
-            judged = Judged(scenario, ratio, p)
+                judged = Judged(scenario, *judge_fast(cand, base, self.pvalues))
             verify(judged, cand, base)
             self._cache[scenario] = judged
         return self._cache[scenario]
@@ -611,6 +672,9 @@ class NoiseModel:
     with this sd (warm-up, thermal throttling, a neighbour starting)."""
     baseline_outliers: int = 0
     """Exactly this many windows of the latest baseline run are multiplied by 1.3."""
+    run_factors: tuple[tuple[int, float], ...] = ()
+    """(index, factor): every window of that recorded run is multiplied by the factor (a
+    hand-edited or broken run; -1 is the latest run, whose windows are the baseline)."""
 
     def words(self) -> list[int]:
         return [
@@ -621,6 +685,7 @@ class NoiseModel:
             round(self.outlier_size * 1e5),
             round(self.drift_sd * 1e5),
             self.baseline_outliers,
+            *(w for i, f in self.run_factors for w in (i + 100, round(f * 1e5))),
         ]
 
 
@@ -650,29 +715,33 @@ class Setup:
     label: str
     history_runs: int
     """Recorded baseline runs (the latest one's windows are the baseline)."""
-    prior_pct: float | None
-    """``run_spread_pct`` given to compare(); None with history_runs=1: the u-test rule."""
+    prior_pct: float
+    """``run_spread_pct`` given to compare(); 0 with a one-run baseline: the U test alone."""
 
     def judge(
         self,
         current: Sequence[float],
         baseline: Sequence[float],
-        history: Sequence[stats.RunSummary],
+        history: Sequence[RunSummary],
     ) -> stats.Comparison:
         return stats.compare(
             current,
             baseline,
             tolerance_pct=ACROSS_TOLERANCE_PCT,
             alpha=ACROSS_ALPHA,
-            history=history if self.prior_pct is not None or len(history) >= 3 else (),
+            history=history,
             run_spread_pct=self.prior_pct,
         )
 
 
+#: ``pytest_energy.settings.DEFAULT_RUN_SPREAD_PCT``, read through ``stats`` (which
+#: re-exports it) so that ``--history-outliers`` also runs against 0.2.
 MEASURED_PRIOR = stats.DEFAULT_RUN_SPREAD_PCT["measured"]
-LEGACY = Setup("before (u-test, one-run baseline)", 1, None)
-NEW_1 = Setup(f"new, one-run baseline, prior {MEASURED_PRIOR:g}%", 1, MEASURED_PRIOR)
-NEW_5 = Setup(f"new, 5-run baseline, prior {MEASURED_PRIOR:g}%", 5, MEASURED_PRIOR)
+#: The within-run rule alone: what tables 1-5 measure, and what a one-run baseline gets with
+#: ``--energy-run-spread=0``.
+WITHIN = Setup("U test alone (prior 0%), one-run baseline", 1, 0.0)
+NEW_1 = Setup(f"one-run baseline, prior {MEASURED_PRIOR:g}%", 1, MEASURED_PRIOR)
+NEW_5 = Setup(f"5-run baseline, prior {MEASURED_PRIOR:g}%", 5, MEASURED_PRIOR)
 
 
 def _draw_test(
@@ -686,12 +755,14 @@ def _draw_test(
         for i in range(trials):
             picked = rng.choice(ACROSS_WINDOWS, model.baseline_outliers, replace=False)
             hist[i, -1, picked] *= 1.30
+    for index, factor in model.run_factors:
+        hist[:, index, :] *= factor
     cand = run_windows(rng, model, trials, windows)
     return hist, cand
 
 
-def _summaries(runs: np.ndarray) -> list[stats.RunSummary]:
-    return [stats.RunSummary.of(r.tolist(), "") for r in runs]
+def _summaries(runs: np.ndarray) -> list[RunSummary]:
+    return [RunSummary.of(r.tolist(), "") for r in runs]
 
 
 def across_rate(model: NoiseModel, setup: Setup, change: float, trials: int, *, seed: int) -> float:
@@ -719,7 +790,7 @@ def adaptive_rate(
     trials: int,
     *,
     seed: int,
-    max_rounds: int = stats.DEFAULT_MAX_ROUNDS,
+    max_rounds: int = energy_settings.DEFAULT_MAX_ROUNDS,
 ) -> Adaptive:
     """``--energy-rounds=auto``: windows are added until stats.settled() says stop."""
     rng = np.random.default_rng([seed, 62, *model.words(), setup.history_runs, round(change * 1e5)])
@@ -730,7 +801,6 @@ def adaptive_rate(
     for i in range(trials):
         base = hist[i, -1].tolist()
         summaries = _summaries(hist[i])
-        history = summaries if setup.prior_pct is not None or len(summaries) >= 3 else ()
         windows = cand[i].tolist()
         n = 1
         while not stats.settled(
@@ -738,7 +808,7 @@ def adaptive_rate(
             base,
             tolerance_pct=ACROSS_TOLERANCE_PCT,
             alpha=ACROSS_ALPHA,
-            history=history,
+            history=summaries,
             run_spread_pct=setup.prior_pct,
             max_rounds=max_rounds,
         ):
@@ -779,11 +849,11 @@ def suite_rate(
 def chain_rates(
     setup: Setup, run_sd: float, chains: int, *, seed: int, keep: int = 5
 ) -> tuple[float, float]:
-    """An unchanged test judged CHAIN_RUNS times. "improved" verdicts whose hint is shown are
-    accepted (the baseline is re-recorded from that run), as the hint invites. Before: the hint
-    is shown on every "improved" and the baseline is that one run. New: shown only beyond the
-    prediction bound; ok runs are appended to the history (at most ``keep``), an accepted
-    verdict replaces it. Returns the false-alarm rates of runs 1-10 and 31-40."""
+    """An unchanged test judged CHAIN_RUNS times, the baseline updated after every run as
+    ``--energy-update-baseline`` does: an "improved" verdict whose hint is shown (beyond the
+    prediction bound; with the U test alone, every "improved") is accepted and replaces the
+    history with that run; an ok run is appended to it (at most ``keep`` runs). Returns the
+    false-alarm rates of runs 1-10 and 31-40."""
     rng = np.random.default_rng([seed, 64, setup.history_runs, round(run_sd * 1e5)])
     model = NoiseModel("chain", run_sd=run_sd)
     early = late = 0
@@ -792,13 +862,13 @@ def chain_rates(
         runs = [r.tolist() for r in first]
         for j in range(CHAIN_RUNS):
             cur = run_windows(rng, model, 1, ACROSS_WINDOWS)[0].tolist()
-            c = setup.judge(cur, runs[-1], [stats.RunSummary.of(r, "") for r in runs])
+            c = setup.judge(cur, runs[-1], [RunSummary.of(r, "") for r in runs])
             if c.status is stats.Status.REGRESSED:
                 early += j < 10
                 late += j >= CHAIN_RUNS - 10
             elif c.status is stats.Status.IMPROVED and c.improved_beyond_bound:
                 runs = [cur]
-            elif setup.prior_pct is not None:
+            else:
                 runs = [*runs, cur][-keep:]
     return early / (10 * chains), late / (10 * chains)
 
@@ -820,7 +890,7 @@ def abba_rates(
         b_idx = [2 * r + 1 - (r % 2) for r in range(rounds)]
         a = x[a_idx].tolist()
         b = (x[b_idx] * (1.0 + change)).tolist()
-        u = stats.compare(b, a, tolerance_pct=ACROSS_TOLERANCE_PCT, alpha=ACROSS_ALPHA)
+        u = within_run(b, a, tolerance_pct=ACROSS_TOLERANCE_PCT, alpha=ACROSS_ALPHA)
         p = stats.compare_paired(a, b, tolerance_pct=ACROSS_TOLERANCE_PCT, alpha=ACROSS_ALPHA)
         unpaired += u.status is stats.Status.REGRESSED
         paired += p.status is stats.Status.REGRESSED
@@ -924,11 +994,36 @@ def target_rows(trials: int, seed: int) -> list[TargetRow]:
     rows.append(
         TargetRow(
             "adaptive rounds, unchanged test",
-            f"as row 1, max {stats.DEFAULT_MAX_ROUNDS} windows",
+            f"as row 1, max {energy_settings.DEFAULT_MAX_ROUNDS} windows",
             f"mean {a0.mean_windows:.2f} windows (FA {pct(a0.failed)}%); +10%: "
             f"{pct(a10.failed)}% detected, mean {a10.mean_windows:.2f} windows",
             "mean <= 6, +10% >= 95%",
             a0.mean_windows <= 6 and a10.failed >= 0.95,
+        )
+    )
+    m10 = NoiseModel("one 10x run", run_sd=0.01, run_factors=((2, 10.0),))
+    fa = across_rate(m10, NEW_5, 0.0, 4 * trials, seed=seed)
+    det = across_rate(m10, NEW_5, 0.10, max(trials // 4, 1), seed=seed)
+    det30 = across_rate(m10, NEW_5, 0.30, max(trials // 4, 1), seed=seed)
+    rows.append(
+        TargetRow(
+            "one run of the 5-run history at 10x",
+            "as row 1",
+            f"FA {pct(fa)}%, +10% detected {pct(det)}%, +30% {pct(det30)}%",
+            "FA <= 1%, +10% >= 95%",
+            fa <= 0.01 and det >= 0.95,
+        )
+    )
+    m10_latest = NoiseModel("latest run 10x", run_sd=0.01, run_factors=((-1, 10.0),))
+    fa = across_rate(m10_latest, NEW_5, 0.0, 4 * trials, seed=seed)
+    det = across_rate(m10_latest, NEW_5, 0.10, max(trials // 4, 1), seed=seed)
+    rows.append(
+        TargetRow(
+            "the latest run (the baseline's windows) at 10x",
+            "as row 1",
+            f"FA {pct(fa)}%, +10% detected {pct(det)}%",
+            "FA <= 1%, +10% >= 95%",
+            fa <= 0.01 and det >= 0.95,
         )
     )
     suite, _ = suite_rate(NEW_5, 0.01, max(trials // 10, 1), seed=seed)
@@ -967,7 +1062,7 @@ NOISE_MODELS = (
 
 
 def noise_table(trials: int, seed: int) -> str:
-    setups = (LEGACY, NEW_1, NEW_5)
+    setups = (WITHIN, NEW_1, NEW_5)
     header = ["noise (CV 2% per window)"] + [f"{s.label}: FA / +5% / +10% / +20%" for s in setups]
     rows = []
     for model in NOISE_MODELS:
@@ -986,13 +1081,7 @@ def noise_table(trials: int, seed: int) -> str:
 def same_runner_table(trials: int, seed: int) -> str:
     """The same-runner i.i.d. case with the spread prior set to 0 (a dedicated runner)."""
     model = NoiseModel("i.i.d., same runner")
-    setups = (
-        LEGACY,
-        Setup("new, one-run baseline, prior 0%", 1, 0.0),
-        Setup("new, 5-run baseline, prior 0%", 5, 0.0),
-        NEW_1,
-        NEW_5,
-    )
+    setups = (WITHIN, Setup("5-run baseline, prior 0%", 5, 0.0), NEW_1, NEW_5)
     header = ["rule", "FA", "+2%", "+5%", "+10%"]
     rows = []
     for setup in setups:
@@ -1006,9 +1095,8 @@ def adaptive_table(trials: int, seed: int) -> str:
     cases = (
         (NoiseModel("run spread 1%", run_sd=0.01), NEW_5),
         (NoiseModel("run spread 1%", run_sd=0.01), NEW_1),
-        (NoiseModel("run spread 1%", run_sd=0.01), Setup("new, 5-run baseline, prior 1%", 5, 1.0)),
-        (NoiseModel("i.i.d., same runner"), Setup("new, one-run baseline, prior 0%", 1, 0.0)),
-        (NoiseModel("i.i.d., same runner"), LEGACY),
+        (NoiseModel("run spread 1%", run_sd=0.01), Setup("5-run baseline, prior 1%", 5, 1.0)),
+        (NoiseModel("i.i.d., same runner"), WITHIN),
     )
     header = [
         "noise",
@@ -1034,7 +1122,7 @@ def suite_table(runs: int, seed: int) -> str:
     header = ["run spread", "rule", "runs with a failed test", "per test"]
     rows = []
     for run_sd in (0.0, 0.01, 0.02):
-        for setup in (LEGACY, NEW_1, NEW_5):
+        for setup in (WITHIN, NEW_1, NEW_5):
             any_failed, per_test = suite_rate(setup, run_sd, runs, seed=seed)
             rows.append(
                 [f"{run_sd * 100:g}%", setup.label, pct(any_failed) + "%", pct(per_test) + "%"]
@@ -1046,10 +1134,59 @@ def chain_table(chains: int, seed: int) -> str:
     header = ["run spread", "rule", "FA, runs 1-10", "FA, runs 31-40"]
     rows = []
     for run_sd in (0.01, 0.02):
-        for setup in (LEGACY, NEW_5):
+        for setup in (Setup("prior 0%, from a one-run baseline", 1, 0.0), NEW_5):
             early, late = chain_rates(setup, run_sd, chains, seed=seed)
             rows.append([f"{run_sd * 100:g}%", setup.label, pct(early) + "%", pct(late) + "%"])
     return table(header, rows)
+
+
+#: Table 14: (label, recorded runs, run spread, (index, factor) of the runs multiplied);
+#: index 2 is the middle run of five, -1 the latest, whose windows are the baseline.
+HISTORY_OUTLIERS = (
+    ("clean history", 5, 0.01, ()),
+    ("clean history", 5, 0.02, ()),
+    ("clean history", 5, 0.03, ()),
+    ("one run at 10x", 5, 0.01, ((2, 10.0),)),
+    ("the latest run at 10x (its windows too)", 5, 0.01, ((-1, 10.0),)),
+    ("one run at 3x", 5, 0.01, ((2, 3.0),)),
+    ("one run at +20%", 5, 0.01, ((2, 1.2),)),
+    ("one run at 0.1x", 5, 0.01, ((2, 0.1),)),
+    ("two runs, at 10x and 3x", 5, 0.01, ((1, 10.0), (3, 3.0))),
+    ("one run at 10x", 3, 0.01, ((1, 10.0),)),
+)
+HISTORY_CHANGES = (0.10, 0.30, 2.0, 4.0)
+
+
+def history_outliers_table(trials: int, seed: int) -> str:
+    """Outlying recorded runs: CV 2%, the default prior."""
+    header = ["history", "runs", "run spread", "FA"]
+    header += [f"+{c * 100:g}%" for c in HISTORY_CHANGES]
+    header.append("runs set aside, no change (mean)")
+    rows = []
+    for label, runs, run_sd, factors in HISTORY_OUTLIERS:
+        model = NoiseModel(label, run_sd=run_sd, run_factors=factors)
+        setup = Setup(label, runs, MEASURED_PRIOR)
+        rates = [across_rate(model, setup, 0.0, trials, seed=seed)]
+        rates += [
+            across_rate(model, setup, ch, max(trials // 4, 1), seed=seed) for ch in HISTORY_CHANGES
+        ]
+        aside = set_aside_mean(model, setup, trials, seed=seed)
+        row = [label, str(runs), f"{run_sd * 100:g}%", *(pct(r) + "%" for r in rates), aside]
+        rows.append(row)
+    return table(header, rows)
+
+
+def set_aside_mean(model: NoiseModel, setup: Setup, trials: int, *, seed: int) -> str:
+    """Mean number of runs an unchanged test's comparison sets aside ("-" before 0.3)."""
+    rng = np.random.default_rng([seed, 66, *model.words(), setup.history_runs])
+    hist, cand = _draw_test(rng, model, trials, setup.history_runs, ACROSS_WINDOWS)
+    total = 0
+    for i in range(trials):
+        c = setup.judge(cand[i].tolist(), hist[i, -1].tolist(), _summaries(hist[i]))
+        if not hasattr(c, "outlying_runs"):
+            return "-"
+        total += len(c.outlying_runs)
+    return f"{total / trials:.3f}"
 
 
 def abba_table(trials: int, seed: int) -> str:
@@ -1060,6 +1197,12 @@ def abba_table(trials: int, seed: int) -> str:
         u5, p5 = abba_rates(drift, 0.05, trials, seed=seed)
         rows.append([f"{drift * 100:g}%", f"{pct(u0)} / {pct(u5)}", f"{pct(p0)} / {pct(p5)}"])
     return table(header, rows)
+
+
+HISTORY_OUTLIERS_HEADING = (
+    "## 14. Outlying runs in the history: regressed share, percent (CV 2%, 10 windows a run, "
+    "prior 2%; {runs} runs per false-alarm cell, {changes} per change)\n"
+)
 
 
 def run_across(trials: int, *, seed: int, out: Callable[[str], None] = print) -> list[TargetRow]:
@@ -1099,6 +1242,9 @@ def run_across(trials: int, *, seed: int, out: Callable[[str], None] = print) ->
     out("")
     out("## 13. energy.compare, A B B A order, with drift within the run\n")
     out(abba_table(max(trials // 4, 1), seed))
+    out("")
+    out(HISTORY_OUTLIERS_HEADING.format(runs=trials, changes=max(trials // 4, 1)))
+    out(history_outliers_table(trials, seed))
     out("")
     out(
         f"Across-run tables simulated in {time.perf_counter() - started:.0f} s, every verdict "
@@ -1207,12 +1353,14 @@ def run(
         if direct
         else (
             f"p-values memoised by rank sum ({cells.pvalues.calls} calls of "
-            "stats.mann_whitney_greater)"
+            f"stats.mann_whitney_greater), {cells.pvalues.direct} pairs with a possible outlier "
+            "window or a tie judged by stats.compare"
         )
     )
     out(
         f"Simulated in {time.perf_counter() - started:.0f} s; {mode}. Checks against "
-        f"stats.compare: ratio and p-value of the first {VERIFY_PAIRS} pairs of every cell, and "
+        f"stats.compare: ratio, p-value and window counts of the first {VERIFY_PAIRS} pairs of "
+        f"every cell, and "
         f"{rule_checks} verdicts under {len(settings)} (tolerance, alpha) settings.\n"
     )
     if plan.across_trials:
@@ -1233,6 +1381,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tolerance", type=float, default=energy_settings.DEFAULT_TOLERANCE_PCT)
     parser.add_argument("--alpha", type=float, default=energy_settings.DEFAULT_ALPHA)
     parser.add_argument(
+        "--history-outliers",
+        action="store_true",
+        help="print only table 14 (outlying recorded runs), at the full size or --quick's",
+    )
+    parser.add_argument(
         "--from-json",
         nargs="+",
         type=Path,
@@ -1251,6 +1404,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(measured_table(noise, gate, args.pairs or 4000, args.seed))
         return 0
     plan = QUICK if args.quick else FULL
+    if args.history_outliers:
+        trials = plan.across_trials
+        print(HISTORY_OUTLIERS_HEADING.format(runs=trials, changes=max(trials // 4, 1)))
+        print(history_outliers_table(trials, args.seed))
+        return 0
     if args.pairs is not None:
         plan = replace(plan, pairs=args.pairs)
     run(

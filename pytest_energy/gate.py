@@ -82,15 +82,21 @@ def decide(result: Result, outcome: str, *, updating: bool, strict: bool = False
 
 def evidence(c: Comparison) -> str:
     """One line of evidence for a failure message: the rule, the change, the test, the
-    spread used and where it came from, and what was set aside as an outlier."""
+    spread used and where it came from, and the windows and runs set aside."""
     parts = [f"median {c.change_pct:+.1f}% (tolerance {c.tolerance_pct:g}%)"]
+    p = c.p_regressed if c.ratio >= 1.0 else c.p_improved
     if c.rule == "deterministic":
         parts.append("deterministic meter: no significance test")
     elif c.rule == "paired":
-        p = c.p_regressed if c.ratio >= 1.0 else c.p_improved
         parts.append(f"signed-rank p={p:.2g} over {c.n_current} A/B pairs (alpha {c.alpha:g})")
+    elif c.baseline_set_aside:
+        test = (
+            "too few windows for the signed-rank test"
+            if c.low_confidence
+            else f"signed-rank p={p:.2g} (alpha {c.alpha:g})"
+        )
+        parts.append(f"{test}, {c.n_current} windows against the level of the runs kept")
     else:
-        p = c.p_regressed if c.ratio >= 1.0 else c.p_improved
         test = (
             "too few windows for the U test"
             if c.low_confidence
@@ -100,24 +106,22 @@ def evidence(c: Comparison) -> str:
     if c.rule == "prediction" and c.run_spread_pct is not None:
         if c.spread_runs == 0:
             source = "the prior (fewer than 3 baseline runs)"
-        elif c.prior_pooled:
-            source = f"{c.spread_runs} baseline runs pooled with the prior"
         else:
-            source = f"{c.spread_runs} baseline runs"
+            source = f"{c.spread_runs} baseline runs pooled with the prior"
         bound = ""
         if c.bound_ratio is not None:
             side = "upper" if c.ratio >= 1.0 else "lower"
             bound = f"{side} prediction bound {(c.bound_ratio - 1.0) * 100.0:+.1f}%, "
         parts.append(f"{bound}run-to-run spread {c.run_spread_pct:.2g}% from {source}")
-    n_out = len(c.outliers_current) + len(c.outliers_baseline)
-    if n_out:
+    if c.outliers_current or c.outliers_baseline:
         parts.append(
             f"outlier windows set aside: {len(c.outliers_current)} of this run, "
             f"{len(c.outliers_baseline)} of the baseline"
         )
-    outlying = getattr(c, "outlying_runs", ())
-    if outlying:
-        parts.append(f"outlying baseline runs set aside: {len(outlying)}")
+    if c.outlying_runs:
+        runs = ", ".join(str(i + 1) for i in c.outlying_runs)
+        latest = " (the latest run's windows included)" if c.baseline_set_aside else ""
+        parts.append(f"outlying recorded runs set aside: run {runs} (1 = oldest){latest}")
     return "; ".join(parts)
 
 

@@ -50,11 +50,13 @@ class Judge:
         self, nodeid: str, provenance: Provenance, marker_tolerance_pct: float | None
     ) -> Callable[[Sequence[float]], bool] | None:
         """For adaptive rounds: whether more windows can still change this test's verdict;
-        None for a test without a comparable baseline entry."""
+        None for a test without a comparable baseline entry, and for a deterministic meter
+        (one window says everything)."""
         entry = self.entry(provenance, nodeid)
-        if entry is None:
-            return None
         rule = self.rule(provenance, marker_tolerance_pct)
+        if entry is None or rule.run_spread_pct is None:
+            return None
+        spread = rule.run_spread_pct
         s = self.settings
 
         def settled(samples: Sequence[float]) -> bool:
@@ -64,7 +66,7 @@ class Judge:
                 tolerance_pct=rule.tolerance_pct,
                 alpha=rule.alpha,
                 history=entry.runs,
-                run_spread_pct=rule.run_spread_pct,
+                run_spread_pct=spread,
                 max_rounds=s.max_rounds,
             )
 

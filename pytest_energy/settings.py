@@ -25,7 +25,7 @@ from .errors import ConfigError
 
 #: Allowed regression of the median, in percent, for meters with noise (sensors, the CPU-time
 #: estimate). With 10 windows at 2% noise per window, 3% catches 96.5% of +5% regressions
-#: with 0.1% false alarms on the runner that recorded the baseline (docs/performance.md).
+#: with 0.1% false alarms on the runner that recorded the baseline (docs/measurement.md).
 DEFAULT_TOLERANCE_PCT = 3.0
 #: Allowed change for deterministic meters (roofline): their figures move only when the work
 #: does, so anything above rounding is a real change.
@@ -40,14 +40,15 @@ DEFAULT_MAX_ROUNDS = 20
 #: Fewest windows adaptive rounds take before they may stop; a lower --energy-max-rounds
 #: lowers it, so that at most that many windows are taken.
 MIN_ADAPTIVE_ROUNDS = 5
-#: Prior run-to-run spread of a test's run median, in percent, per kind of figure (used
-#: until the history has 3 runs, and pooled with it after); see docs/performance.md.
-DEFAULT_RUN_SPREAD_PCT: Mapping[str, float] = MappingProxyType({"measured": 2.0, "estimated": 5.0})
 DEFAULT_WARMUP = 1
 #: Windows last at least this many meter update periods unless --energy-min-time says otherwise.
 PERIODS_PER_WINDOW = 10
 #: Recorded runs kept per baseline entry.
 DEFAULT_HISTORY = 5
+#: Prior run-to-run spread of a test's run median, in percent, per meter kind
+#: (--energy-run-spread): the spread of the prediction bound until a baseline entry has 3
+#: recorded runs, pooled with theirs after. See docs/measurement.md, "Gate quality".
+DEFAULT_RUN_SPREAD_PCT: Mapping[str, float] = MappingProxyType({"measured": 2.0, "estimated": 5.0})
 #: kWh for one full smartphone charge. Power Hungry Processing (Luccioni, Jernite, Strubell,
 #: FAccT 2024, final version) uses 0.022 kWh; its earlier preprint used 0.012 kWh.
 DEFAULT_PHONE_CHARGE_KWH = 0.022
@@ -338,7 +339,7 @@ class Settings:
         "run_spread",
         parse_percent,
         "prior run-to-run spread in percent, used until a baseline entry has 3 recorded runs "
-        "(default per meter kind, see docs/performance.md)",
+        "(default per meter kind, see docs/measurement.md)",
         metavar="PCT",
     )
     strict: bool = option(

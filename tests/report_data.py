@@ -94,7 +94,7 @@ def result(
     rule = Rule(
         tolerance_pct=DEFAULT_TOLERANCE_PCT,
         alpha=DEFAULT_ALPHA,
-        run_spread_pct=5.0 if estimated else 2.0,
+        run_spread_pct=0.0,  # the within-run rule: these baselines are one run, same runner
         deterministic=False,
     )
     verdict = judge(record, baseline, rule, budget_kwh=budget_kwh)

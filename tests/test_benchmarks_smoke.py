@@ -1,7 +1,7 @@
 """Smoke test: the scripts in benchmarks/ still import and run, at tiny sizes.
 
 No timing is asserted; the figures themselves come from running the scripts (see
-docs/performance.md).
+docs/measurement.md, "Gate quality", and docs/performance.md).
 """
 
 from __future__ import annotations
@@ -40,14 +40,33 @@ def overhead() -> ModuleType:
     return load("overhead")
 
 
-def test_fast_path_matches_compare(gate_quality: ModuleType) -> None:
+@pytest.mark.parametrize(("rounds", "cv"), [(6, 0.02), (10, 0.05), (3, 0.05)])
+def test_fast_path_matches_compare(gate_quality: ModuleType, rounds: int, cv: float) -> None:
     gq = gate_quality
-    scenario = gq.Scenario(rounds=6, baseline_rounds=6, cv=0.02, run_sd=0.01, change=0.04)
-    cand, base = gq.draw(scenario, 40, seed=1, noise="lognormal")
+    scenario = gq.Scenario(rounds=rounds, baseline_rounds=rounds, cv=cv, run_sd=0.01, change=0.04)
+    cand, base = gq.draw(scenario, 200, seed=1, noise="lognormal")
+    cand[0, 0] *= 1.5  # an outlier window that compare() sets aside
     direct = gq.judge_direct(cand, base)
-    fast = gq.judge_fast(cand, base, gq.PValues())
+    pvalues = gq.PValues()
+    fast = gq.judge_fast(cand, base, pvalues)
     assert fast[0] == pytest.approx(direct[0], rel=1e-12)
-    assert list(fast[1]) == list(direct[1])
+    for mine, theirs in zip(fast[1:], direct[1:], strict=True):
+        assert list(mine) == list(theirs)
+    assert pvalues.direct >= 1 and direct[2][0] == rounds - 1
+
+
+def test_may_flag_covers_every_pair_that_compare_flags(gate_quality: ModuleType) -> None:
+    gq = gate_quality
+    rng = gq.np.random.default_rng(5)
+    cand = gq.np.exp(0.05 * rng.standard_normal((400, 8)))
+    base = gq.np.exp(0.05 * rng.standard_normal((400, 8)))
+    maybe = gq.may_flag(cand, base)
+    flagged = [
+        bool(c.outliers_current or c.outliers_baseline)
+        for c in (gq.within_run(a.tolist(), b.tolist()) for a, b in zip(cand, base, strict=True))
+    ]
+    assert any(flagged)
+    assert all(m for m, f in zip(maybe, flagged, strict=True) if f)
 
 
 def test_draw_is_seeded_per_scenario(gate_quality: ModuleType) -> None:
@@ -70,10 +89,12 @@ def test_gate_quality_runs_tiny(gate_quality: ModuleType) -> None:
     )
     gq.run(plan, gq.Gate(8, 3.0, 0.01), out=lines.append)
     text = "\n".join(lines)
-    for heading in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6.", "## 10.", "## 13."):
+    for heading in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6.", "## 10.", "## 14."):
         assert heading in text
     assert "naive: median > +5%" in text
     assert "| two +30% outlier windows in the baseline |" in text
+    assert "| one run of the 5-run history at 10x |" in text
+    assert "| the latest run at 10x (its windows too) |" in text
 
 
 def test_across_run_noise_models(gate_quality: ModuleType) -> None:
@@ -86,7 +107,17 @@ def test_across_run_noise_models(gate_quality: ModuleType) -> None:
     assert (offsets == offsets[:, :1]).all()  # a run offset moves every window together
     assert gq.smallest_detectable_pct(0.01, 0.02, 10, 1, 0.001, 0.965) > 8.0
     adaptive = gq.adaptive_rate(gq.NoiseModel("iid"), gq.NEW_5, 0.5, 3, seed=1)
-    assert adaptive.failed == 1.0 and adaptive.mean_windows <= gq.stats.DEFAULT_MAX_ROUNDS
+    assert adaptive.failed == 1.0 and adaptive.mean_windows <= gq.energy_settings.DEFAULT_MAX_ROUNDS
+
+
+def test_a_run_factor_multiplies_one_recorded_run(gate_quality: ModuleType) -> None:
+    gq = gate_quality
+    clean = gq.NoiseModel("c", cv=0.0)
+    edited = gq.NoiseModel("e", cv=0.0, run_factors=((-1, 10.0),))
+    hist, _ = gq._draw_test(gq.np.random.default_rng(0), edited, 2, 5, 4)
+    assert (hist[:, -1] == 10.0).all() and (hist[:, :-1] == 1.0).all()
+    assert edited.words() != clean.words()  # a cell of its own
+    assert gq.across_rate(edited, gq.NEW_5, 0.3, 10, seed=1) == 1.0
 
 
 def test_noise_estimated_from_reports(gate_quality: ModuleType) -> None:
