@@ -113,3 +113,77 @@ def test_start_up_knows_the_same_built_in_meters_as_the_registry() -> None:
     from pytest_energy.settings import BUILTIN_METERS
 
     assert tuple(meters.BUILTIN) == BUILTIN_METERS
+
+
+# -- update_period_s is checked when the meter is created (issue 20, item 3) ---------------------
+
+
+class Periodic(Fixed):
+    def __init__(self, period: object) -> None:
+        super().__init__()
+        self.update_period_s = period
+
+
+@pytest.mark.parametrize(
+    ("period", "problem"),
+    [
+        (float("nan"), "not a finite number"),
+        (float("inf"), "not a finite number"),
+        (-0.5, "negative"),
+        (1e9, "over 60 s"),
+        (60.5, "over 60 s"),
+        ("0.1", "not a number"),
+        (True, "not a number"),
+    ],
+)
+def test_a_bad_update_period_is_refused_at_creation_naming_the_attribute(
+    period: object, problem: str
+) -> None:
+    meter = Periodic(period)
+    with pytest.raises(ConfigError) as excinfo:
+        meters.create(lambda: meter, "mod:Periodic")
+    text = str(excinfo.value)
+    assert "update_period_s" in text and problem in text
+    assert repr(period) in text
+    assert "\n" not in text  # one paragraph
+    assert meter.closed  # a refused meter is closed, not leaked
+
+
+@pytest.mark.parametrize("period", [0, 0.0, 0.001, 1, 60.0, None])
+def test_a_sane_update_period_is_accepted(period: object) -> None:
+    meter = Periodic(period)
+    assert meters.create(lambda: meter, "mod:Periodic") is meter
+
+
+UNBOUNDED_PERIOD = """
+class Meter:
+    name = "sluggish"
+    hardware = "rig"
+    estimated = False
+    update_period_s = {period}
+
+    def read(self):
+        return {{"x:0": 1.0}}
+
+    def close(self):
+        pass
+
+
+def test_work(energy):
+    energy(lambda: None, inferences=1)
+"""
+
+
+@pytest.mark.parametrize("period", ["float('nan')", "1e9"])
+def test_a_bad_update_period_fails_the_run_with_the_paragraph_not_a_hang(
+    pytester: pytest.Pytester, period: str
+) -> None:
+    pytester.makepyfile(test_sluggish=UNBOUNDED_PERIOD.format(period=period))
+    pytester.syspathinsert()
+    result = pytester.runpytest_subprocess(
+        "--energy-meter=test_sluggish:Meter", "-p", "no:cacheprovider", timeout=60
+    )
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "median of no samples" not in out and "Traceback" not in out
+    assert "the meter's update_period_s is" in out
