@@ -62,7 +62,7 @@ def test_composite_refuses_colliding_domains() -> None:
         CompositeMeter([Fixed("a"), Fixed("b")]).read()
 
 
-def test_auto_uses_every_sensor_and_not_the_estimate(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_uses_every_sensor_and_not_the_estimate() -> None:
     made = {
         "nvml": Fixed("nvml", 5.0, "gpu:0"),
         "rapl": Fixed("rapl", 2.0, "cpu:package-0"),
@@ -73,13 +73,12 @@ def test_auto_uses_every_sensor_and_not_the_estimate(monkeypatch: pytest.MonkeyP
             raise AssertionError("the estimate must not be tried when a sensor works")
         return made[spec]
 
-    monkeypatch.setattr("pytest_energy.meters.auto.try_create", try_create)
-    auto = AutoMeter()
+    auto = AutoMeter(create=try_create)  # type: ignore[arg-type]
     assert auto.read() == {"gpu:0": 5.0, "cpu:package-0": 2.0}
     assert auto.unavailable == {}
 
 
-def test_auto_falls_back_to_the_estimate_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_falls_back_to_the_estimate_and_says_why() -> None:
     estimate = Fixed("codecarbon")
     estimate.estimated = True
 
@@ -88,20 +87,14 @@ def test_auto_falls_back_to_the_estimate_and_says_why(monkeypatch: pytest.Monkey
             return estimate
         return MeterUnavailable(spec, f"no {spec} here")
 
-    monkeypatch.setattr("pytest_energy.meters.auto.try_create", try_create)
-    auto = AutoMeter()
+    auto = AutoMeter(create=try_create)  # type: ignore[arg-type]
     assert auto.estimated is True
     assert auto.unavailable == {"nvml": "no nvml here", "rapl": "no rapl here"}
 
 
-def test_auto_with_nothing_at_all_names_every_reason_and_the_fix(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(
-        "pytest_energy.meters.auto.try_create", lambda spec: MeterUnavailable(spec, f"no {spec}")
-    )
+def test_auto_with_nothing_at_all_names_every_reason_and_the_fix() -> None:
     with pytest.raises(MeterUnavailable) as excinfo:
-        AutoMeter()
+        AutoMeter(create=lambda spec: MeterUnavailable(spec, f"no {spec}"))
     text = str(excinfo.value)
     assert (
         "nvml: no nvml" in text and "rapl: no rapl" in text and "codecarbon: no codecarbon" in text
@@ -187,3 +180,41 @@ def test_a_bad_update_period_fails_the_run_with_the_paragraph_not_a_hang(
     out = result.stdout.str()
     assert "median of no samples" not in out and "Traceback" not in out
     assert "the meter's update_period_s is" in out
+
+
+# -- the composite keeps its sub-meters' devices (issue 20, item 9) ------------------------------
+
+
+class Declared(Fixed):
+    def __init__(self, name: str, domain: str, devices: tuple[str, ...]) -> None:
+        super().__init__(name, 1.0, domain)
+        self.devices = devices
+
+
+def test_composite_keeps_declared_devices_and_defaults_the_rest() -> None:
+    from pytest_energy.devicelock import devices_of
+
+    gpu = Declared("gpu", "gpu:0", ("GPU-aaaa",))
+    estimate = Declared("est", "cpu:estimate", ())
+    cpu = Fixed("cpu", 2.0, "cpu:package-0")  # declares nothing: its domains, qualified
+    both = CompositeMeter([gpu, estimate, cpu])
+    assert both.devices == ("GPU-aaaa", "cpu-hw-cpu:package-0")
+    assert devices_of(both, both.read()) == ("GPU-aaaa", "cpu-hw-cpu:package-0")
+
+
+def test_auto_on_the_cpu_estimate_alone_takes_no_device_lock() -> None:
+    """docs/measurement.md: the estimate follows this process's CPU time and takes no lock, so
+    under ``-n auto`` its windows must not serialise across workers."""
+    pytest.importorskip("codecarbon")
+    from pytest_energy.devicelock import devices_of
+    from pytest_energy.meters.codecarbon import CodeCarbonMeter
+
+    def create(spec: str) -> object:
+        if spec == "codecarbon":
+            return CodeCarbonMeter(cpu_model="Intel Xeon Gold 6148", process_time=lambda: 1.0)
+        return MeterUnavailable(spec, f"no {spec} here")
+
+    auto = AutoMeter(create=create)  # type: ignore[arg-type]
+    assert auto.name == "codecarbon" and auto.estimated
+    assert auto.devices == ()
+    assert devices_of(auto, auto.read()) == ()

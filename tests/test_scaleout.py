@@ -15,7 +15,7 @@ import pytest
 
 from pytest_energy import scaleout
 from pytest_energy.devicelock import DeviceLockError, DeviceLocks, devices_of, holder_of
-from pytest_energy.errors import ConfigError, EnergyError
+from pytest_energy.errors import ConfigError, EnergyError, MeterUnavailable
 
 
 def four_gpus() -> int:
@@ -261,3 +261,59 @@ def test_bad_devices_attribute_is_a_clear_error() -> None:
 
     with pytest.raises(DeviceLockError, match="devices=5"):
         devices_of(Bad(), ["x"])
+
+
+# -- NVML device locks are keyed by GPU UUID through auto (issue 20, item 10) ------------------
+
+from fake_pynvml import FakeGpu, FakePynvml  # noqa: E402
+
+from pytest_energy.meters.auto import AutoMeter  # noqa: E402
+from pytest_energy.meters.nvml import NvmlMeter  # noqa: E402
+
+UUID_A = "GPU-aaaaaaaa-1111-2222-3333-444444444444"
+UUID_B = "GPU-bbbbbbbb-1111-2222-3333-444444444444"
+
+
+def _machine() -> FakePynvml:
+    """Two H100s; NVML lists them out of PCI order, as it may (see tests/fake_pynvml.py)."""
+    return FakePynvml(
+        [
+            FakeGpu(uuid=UUID_B, bus_id="00000000:81:00.0"),
+            FakeGpu(uuid=UUID_A, bus_id="00000000:01:00.0"),
+        ]
+    )
+
+
+def _auto_locks(tmp_path: Path, visible: str) -> tuple[AutoMeter, DeviceLocks]:
+    """What one worker with CUDA_VISIBLE_DEVICES=visible locks under the default meter."""
+
+    def create(spec: str) -> object:
+        if spec == "nvml":
+            return NvmlMeter(pynvml=_machine(), environ={"CUDA_VISIBLE_DEVICES": visible})
+        return MeterUnavailable(spec, f"no {spec} on this machine")
+
+    auto = AutoMeter(create=create)  # type: ignore[arg-type]
+    locks = DeviceLocks(devices_of(auto, auto.read()), tmp_path, lock_timeout_s=0.3)
+    return auto, locks
+
+
+def test_workers_pinned_to_different_gpus_never_share_a_lock(tmp_path: Path) -> None:
+    (auto0, first), (auto1, second) = _auto_locks(tmp_path, "0"), _auto_locks(tmp_path, "1")
+    assert first.devices == (UUID_A,) and second.devices == (UUID_B,)
+    with first(), second():  # both held at once: no wait, no timeout
+        pass
+    for auto, locks in ((auto0, first), (auto1, second)):
+        locks.close()
+        auto.close()
+
+
+@pytest.mark.parametrize(("one", "other"), [("0,1", "1,0"), ("0", UUID_A), ("1", "GPU-bbbb")])
+def test_two_names_for_one_gpu_take_the_same_lock(tmp_path: Path, one: str, other: str) -> None:
+    (auto0, first), (auto1, second) = _auto_locks(tmp_path, one), _auto_locks(tmp_path, other)
+    shared = set(first.devices) & set(second.devices)
+    assert shared and all(device.startswith("GPU-") for device in shared)
+    with first(), pytest.raises(DeviceLockError, match="gave up after"), second():
+        pass
+    for auto, locks in ((auto0, first), (auto1, second)):
+        locks.close()
+        auto.close()
