@@ -9,6 +9,7 @@ import shutil
 import stat
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -111,7 +112,8 @@ def test_locks_on_different_devices_do_not_block(tmp_path: Path) -> None:
 # -- shared machine: modes, second user, timeouts, waiting messages, errors -------------------
 
 
-def test_lock_directory_and_files_are_shared_with_other_users(tmp_path: Path) -> None:
+def test_lock_directory_is_sticky_and_its_files_shared_with_other_users(tmp_path: Path) -> None:
+    """Issue 20 item 12: mode 1777 as /tmp is, so no other account can unlink a held lock."""
     directory = tmp_path / "locks"
     old_umask = os.umask(0o022)
     try:
@@ -121,55 +123,132 @@ def test_lock_directory_and_files_are_shared_with_other_users(tmp_path: Path) ->
         locks.close()
     finally:
         os.umask(old_umask)
-    assert stat.S_IMODE(directory.stat().st_mode) == 0o777
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o1777
     assert stat.S_IMODE((directory / "gpu_0.lock").stat().st_mode) == 0o666
     assert locks.fallback is None
 
 
-def test_a_sticky_shared_directory_of_ours_is_made_usable(tmp_path: Path) -> None:
+def test_an_old_non_sticky_directory_of_ours_is_made_sticky(tmp_path: Path) -> None:
     directory = tmp_path / "locks"
     directory.mkdir()
-    directory.chmod(0o1777)
+    directory.chmod(0o777)  # what 0.2 created
     locks = DeviceLocks(["gpu:0"], directory)
     with locks():
         pass
     locks.close()
-    assert stat.S_IMODE(directory.stat().st_mode) == 0o777
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o1777
+    assert locks.fallback is None
 
 
-def _take_as(directory: str, uid: int, out: str) -> None:
+def test_the_fallback_note_is_one_line_naming_both_directories_and_the_fix(
+    tmp_path: Path,
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    mine = tmp_path / "mine"
+    locks = DeviceLocks(["gpu:0"], blocker / "locks", fallback_directory=mine)
+    with locks():
+        pass
+    locks.close()
+    note = locks.fallback
+    assert note is not None and "\n" not in note
+    assert f"per-user directory {mine}" in note and str(blocker / "locks") in note
+    assert "other users" in note and "Fix:" in note
+    assert stat.S_IMODE(mine.stat().st_mode) == 0o700  # private: nobody else can touch it
+
+
+NOBODY_A, NOBODY_B = 23456, 23457  # not the overflow uid 65534, which filelock distrusts
+needs_root = pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to act as other users"
+)
+
+
+def _as_user(uid: int, action: str, directory: str, device: str, out: str) -> None:
     os.setgid(uid)
     os.setuid(uid)
-    locks = DeviceLocks(["gpu:0"], Path(directory), lock_timeout_s=5)
     try:
-        with locks():
-            Path(out).write_text("ok")
+        if action == "lock":
+            locks = DeviceLocks([device], Path(directory), lock_timeout_s=5)
+            with locks():
+                pass
+            locks.close()
+            Path(out).write_text(f"ok {locks.fallback}")
+        else:  # try to remove another account's lock file
+            (Path(directory) / f"{device.replace(':', '_')}.lock").unlink()
+            Path(out).write_text("removed")
     except Exception as exc:  # reported to the parent through the file
         Path(out).write_text(f"{type(exc).__name__}: {exc}")
-    locks.close()
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
-def test_a_second_user_takes_the_lock_a_first_user_created() -> None:
+def _run_as(base: Path, uid: int, action: str, device: str) -> str:
+    out = base / f"out-{uid}-{action}-{device.replace(':', '_')}"
+    child = multiprocessing.get_context("fork").Process(
+        target=_as_user, args=(uid, action, str(base / "locks"), device, str(out))
+    )
+    child.start()
+    child.join(30)
+    return out.read_text()
+
+
+@pytest.fixture
+def shared_base() -> Iterator[Path]:
     base = Path(tempfile.mkdtemp(dir="/tmp"))
-    try:
-        base.chmod(0o755)
-        directory, out = base / "locks", base / "out"
-        base.chmod(0o777)
-        child = multiprocessing.get_context("fork").Process(
-            target=_take_as, args=(str(directory), 65534, str(out))
-        )
-        child.start()
-        child.join(30)
-        assert out.read_text() == "ok"
-        assert (directory / "gpu_0.lock").stat().st_uid == 65534
-        locks = DeviceLocks(["gpu:0"], directory, lock_timeout_s=5)  # root, a different user
-        with locks():
-            pass
-        locks.close()
-        assert locks.fallback is None
-    finally:
-        shutil.rmtree(base)
+    base.chmod(0o777)
+    yield base
+    shutil.rmtree(base)
+
+
+@needs_root
+def test_a_second_user_takes_the_lock_a_first_user_created(shared_base: Path) -> None:
+    assert _run_as(shared_base, NOBODY_A, "lock", "gpu:0") == "ok None"
+    directory = shared_base / "locks"
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o1777
+    assert (directory / "gpu_0.lock").stat().st_uid == NOBODY_A
+    locks = DeviceLocks(["gpu:0"], directory, lock_timeout_s=5)  # root, a different user
+    with locks():
+        pass
+    locks.close()
+    assert locks.fallback is None
+
+
+@needs_root
+def test_no_other_user_can_remove_a_lock_file(shared_base: Path) -> None:
+    """The hole of 0.2: under a 0777 directory anyone could unlink a held lock, and a second
+    holder then took a fresh one on a new inode."""
+    assert _run_as(shared_base, NOBODY_A, "lock", "gpu:0") == "ok None"
+    assert _run_as(shared_base, NOBODY_B, "unlink", "gpu:0").startswith("PermissionError")
+    assert (shared_base / "locks" / "gpu_0.lock").exists()
+
+
+@needs_root
+def test_a_lock_file_a_third_account_owns_falls_back_per_device_and_says_so(
+    shared_base: Path,
+) -> None:
+    assert _run_as(shared_base, NOBODY_A, "lock", "gpu:0") == "ok None"  # owns the directory
+    assert _run_as(shared_base, NOBODY_B, "lock", "gpu:1") == "ok None"  # owns gpu_1.lock
+    mine = shared_base / "mine"
+    locks = DeviceLocks(["gpu:0", "gpu:1"], shared_base / "locks", fallback_directory=mine)
+    with locks():
+        assert (mine / "gpu_1.lock").exists() and not (mine / "gpu_0.lock").exists()
+    locks.close()
+    note = locks.fallback
+    assert note is not None and "\n" not in note
+    assert "gpu:1" in note and f"uid {NOBODY_B}" in note and str(mine) in note
+
+
+@needs_root
+def test_a_non_sticky_directory_of_another_user_is_not_trusted(shared_base: Path) -> None:
+    directory = shared_base / "locks"
+    directory.mkdir()
+    os.chown(directory, NOBODY_A, NOBODY_A)
+    directory.chmod(0o777)  # left by 0.2 under another account
+    mine = shared_base / "mine"
+    locks = DeviceLocks(["gpu:0"], directory, fallback_directory=mine)
+    with locks():
+        pass
+    locks.close()
+    assert (mine / "gpu_0.lock").exists()
+    assert locks.fallback is not None and "not sticky" in locks.fallback
 
 
 def _hold_forever(directory: str, started: str) -> None:

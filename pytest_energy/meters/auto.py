@@ -78,9 +78,7 @@ class AutoMeter(CompositeMeter):
     ``unavailable`` maps each meter that was tried and not used to the reason.
     """
 
-    def __init__(
-        self, *, create: Callable[[str], Meter | MeterUnavailable] = try_create
-    ) -> None:
+    def __init__(self, *, create: Callable[[str], Meter | MeterUnavailable] = try_create) -> None:
         chosen: list[Meter] = []
         self.unavailable: dict[str, str] = {}
         for spec in SENSORS:
