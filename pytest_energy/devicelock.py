@@ -50,10 +50,12 @@ from .errors import EnergyError
 __all__ = [
     "DEFAULT_DIR",
     "DEFAULT_LOCK_TIMEOUT_S",
+    "FILELOCK_FLOOR",
     "WAIT_NOTICE_S",
     "DeviceLockError",
     "DeviceLocks",
     "devices_of",
+    "filelock_too_old",
     "holder_of",
 ]
 
@@ -71,6 +73,32 @@ _SHARED_DIR_MODE = 0o1777
 _PRIVATE_DIR_MODE = 0o700
 _LOCK_FILE_MODE = 0o666
 _OFF_HINT = "--energy-device-lock=off"
+#: The first filelock with every part of its API used here: ``FileLock(..., mode=,
+#: poll_interval=, on_acquired=)``. 3.12 to 3.23 raise TypeError on ``poll_interval``; 3.24 to
+#: 3.29 accept ``on_acquired`` and never call it, so a waiter could not name the holder.
+#: pyproject.toml's floor and the tox env ``filelock-floor`` say the same (a test checks).
+FILELOCK_FLOOR = "3.30.0"
+
+
+def filelock_too_old(installed: str | None = None) -> str | None:
+    """Why the installed filelock (or ``installed``) cannot serve, with the fix; None if it can.
+
+    pip keeps the floor, but ``--no-deps`` installs and pinned environments can bring an older
+    release, which would fail every window with a raw TypeError or silently lose the holder.
+    """
+    from packaging.version import InvalidVersion, Version
+
+    version = filelock.__version__ if installed is None else installed
+    try:
+        if Version(version) >= Version(FILELOCK_FLOOR):
+            return None
+    except InvalidVersion:
+        return None  # a development build: trust it
+    return (
+        f"filelock {version} is installed, but pytest-energy needs filelock {FILELOCK_FLOOR} or "
+        f"newer for its locks (the FileLock options poll_interval and on_acquired). Fix: "
+        f"pip install 'filelock>={FILELOCK_FLOOR}'"
+    )
 
 
 class DeviceLockError(EnergyError):
@@ -298,6 +326,9 @@ class DeviceLocks:
 
     def _open(self) -> list[tuple[str, Path, filelock.BaseFileLock]]:
         if not self._locks and self.devices:
+            too_old = filelock_too_old()
+            if too_old is not None:
+                raise DeviceLockError(f"{too_old}, or run without device locks ({_OFF_HINT}).")
             directory = self.directory  # the shared one is made, with its mode, on first use
             if directory != self.shared_directory:
                 _make_private(directory, self.devices[0])
