@@ -37,7 +37,10 @@ def test_entry_point_meters_resolve_by_name(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(meters, "entry_points", fake_entry_points)
     assert meters.resolve("acme") is Fixed
     assert "acme" in meters.known_names()
-    with pytest.raises(ConfigError, match="choose one of acme, auto, codecarbon, nvml, rapl"):
+    with pytest.raises(
+        ConfigError,
+        match="choose one of acme, amdsmi, apple, auto, codecarbon, jetson, nvml, rapl, roofline",
+    ):
         meters.resolve("nope")
 
 
@@ -67,15 +70,30 @@ def test_auto_uses_every_sensor_and_not_the_estimate() -> None:
         "nvml": Fixed("nvml", 5.0, "gpu:0"),
         "rapl": Fixed("rapl", 2.0, "cpu:package-0"),
     }
+    tried: list[str] = []
 
     def try_create(spec: str) -> object:
+        tried.append(spec)
         if spec == "codecarbon":
             raise AssertionError("the estimate must not be tried when a sensor works")
-        return made[spec]
+        return made.get(spec) or MeterUnavailable(spec, f"no {spec} here")
 
     auto = AutoMeter(create=try_create)  # type: ignore[arg-type]
     assert auto.read() == {"gpu:0": 5.0, "cpu:package-0": 2.0}
-    assert auto.unavailable == {}
+    assert auto.name == "nvml+rapl"
+    assert tried == ["nvml", "amdsmi", "apple", "jetson", "rapl"]  # issue 21's order
+    assert auto.unavailable == {
+        "amdsmi": "no amdsmi here",
+        "apple": "no apple here",
+        "jetson": "no jetson here",
+    }
+
+
+def test_auto_takes_an_amd_gpu_and_the_cpu_in_order() -> None:
+    made = {"amdsmi": Fixed("amdsmi", 7.0, "amdgpu:0"), "rapl": Fixed("rapl", 2.0, "cpu:package-0")}
+    auto = AutoMeter(create=lambda spec: made.get(spec) or MeterUnavailable(spec, "absent"))  # type: ignore[arg-type]
+    assert auto.name == "amdsmi+rapl" and auto.hardware == "amdsmi-hw + rapl-hw"
+    assert list(auto.unavailable) == ["nvml", "apple", "jetson"]
 
 
 def test_auto_falls_back_to_the_estimate_and_says_why() -> None:
@@ -89,17 +107,28 @@ def test_auto_falls_back_to_the_estimate_and_says_why() -> None:
 
     auto = AutoMeter(create=try_create)  # type: ignore[arg-type]
     assert auto.estimated is True
-    assert auto.unavailable == {"nvml": "no nvml here", "rapl": "no rapl here"}
+    assert auto.unavailable == {
+        spec: f"no {spec} here" for spec in ("nvml", "amdsmi", "apple", "jetson", "rapl")
+    }
 
 
 def test_auto_with_nothing_at_all_names_every_reason_and_the_fix() -> None:
     with pytest.raises(MeterUnavailable) as excinfo:
         AutoMeter(create=lambda spec: MeterUnavailable(spec, f"no {spec}"))
     text = str(excinfo.value)
-    assert (
-        "nvml: no nvml" in text and "rapl: no rapl" in text and "codecarbon: no codecarbon" in text
-    )
+    for spec in ("nvml", "amdsmi", "apple", "jetson", "rapl", "codecarbon"):
+        assert f"{spec}: no {spec}" in text
     assert "pip install 'pytest-energy[codecarbon]'" in text
+
+
+def test_every_built_in_meter_is_unavailable_here_with_a_reason_not_a_crash() -> None:
+    """On this CI machine (no GPU, no Mac, no Jetson), each new meter says why in one line."""
+    for spec in ("amdsmi", "apple", "jetson"):
+        outcome = meters.try_create(spec)
+        if isinstance(outcome, MeterUnavailable):
+            assert outcome.meter == spec and outcome.reason and "\n" not in str(outcome)
+        else:  # the machine has that hardware after all
+            outcome.close()
 
 
 def test_start_up_knows_the_same_built_in_meters_as_the_registry() -> None:

@@ -37,6 +37,9 @@ ENTRY_POINT_GROUP = "pytest_energy.meters"
 BUILTIN: dict[str, str] = {
     "auto": "pytest_energy.meters.auto:AutoMeter",
     "nvml": "pytest_energy.meters.nvml:NvmlMeter",
+    "amdsmi": "pytest_energy.meters.amdsmi:AmdSmiMeter",
+    "apple": "pytest_energy.meters.apple:AppleMeter",
+    "jetson": "pytest_energy.meters.jetson:JetsonMeter",
     "rapl": "pytest_energy.meters.rapl:RaplMeter",
     "codecarbon": "pytest_energy.meters.codecarbon:CodeCarbonMeter",
     "roofline": "pytest_energy.meters.roofline:RooflineMeter",

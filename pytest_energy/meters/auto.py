@@ -1,8 +1,11 @@
 """``auto``: every real sensor available, else the estimate, and a note saying why.
 
-With several sensors (a GPU through NVML and the CPU through RAPL), their domains are
-reported separately and summed. With none, CodeCarbon's estimate is used and labelled as
-such. ``selection`` explains the choice once per session.
+Sensors are tried in the order of :data:`SENSORS`: NVIDIA GPUs (``nvml``), AMD GPUs
+(``amdsmi``), Apple Silicon (``apple``), NVIDIA Jetson rails (``jetson``), then the CPU's RAPL
+counters (``rapl``). Every one that works is used: with several (a GPU through NVML and the
+CPU through RAPL), their domains are reported separately and summed. With none, CodeCarbon's
+estimate is used and labelled as such. ``unavailable`` says why each other meter was not used,
+and the session prints it once.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from ..errors import MeterError, MeterUnavailable
 from . import try_create
 from .base import Meter, provenance, update_period_s
 
-SENSORS = ("nvml", "rapl")
+SENSORS = ("nvml", "amdsmi", "apple", "jetson", "rapl")
 ESTIMATE = "codecarbon"
 
 
