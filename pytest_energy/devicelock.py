@@ -10,13 +10,16 @@ The lock files live in one directory per machine, ``pytest-energy-locks`` in the
 temporary directory, so separate pytest sessions on the same machine queue too, whoever
 runs them:
 
-- the directory is made world-writable (mode 0777, *not* sticky: ``filelock`` refuses a lock
-  file that another account owns under a sticky directory) and every lock file is created
-  0666, so a second user's sessions can take the same locks;
-- where that directory cannot be used (another account created it without write access for
-  us), the locks fall back to a per-user directory ``pytest-energy-locks-<uid>``, and
-  :attr:`DeviceLocks.fallback` says why; sessions of different users then no longer exclude
-  each other;
+- the directory is made mode 1777, world-writable and sticky as ``/tmp`` is, so that no
+  account can delete a lock file another account holds (under 0777 anyone could unlink a held
+  lock, and a second holder then took a fresh one), and every lock file is created 0666, so a
+  second user's sessions can take the same locks;
+- under a sticky directory ``filelock`` takes only a lock file that this account or the
+  directory's owner owns. A lock file of a third account, a shared directory that is not
+  sticky and belongs to someone else, or one we cannot write, sends those locks to a private
+  per-user directory ``pytest-energy-locks-<uid>`` (mode 0700), and :attr:`DeviceLocks.fallback`
+  is a one-line note saying which devices and why, for the session summary; sessions of
+  different users then no longer exclude each other on those devices;
 - the holder writes its PID, host and start time into the lock file, so a waiting process
   can say whom it waits for;
 - a wait longer than ``wait_notice_s`` (1 s) is reported once through ``on_wait``, and a wait
@@ -47,10 +50,12 @@ from .errors import EnergyError
 __all__ = [
     "DEFAULT_DIR",
     "DEFAULT_LOCK_TIMEOUT_S",
+    "FILELOCK_FLOOR",
     "WAIT_NOTICE_S",
     "DeviceLockError",
     "DeviceLocks",
     "devices_of",
+    "filelock_too_old",
     "holder_of",
 ]
 
@@ -63,13 +68,45 @@ from .settings import DEFAULT_LOCK_TIMEOUT_S  # noqa: E402 - one spelling, in th
 #: and an ordinary uncontended hand-over between xdist workers.
 WAIT_NOTICE_S = 1.0
 _POLL_S = 0.01
-_SHARED_DIR_MODE = 0o777
+#: World-writable and sticky, as /tmp: anyone may add a lock file, only its owner may remove it.
+_SHARED_DIR_MODE = 0o1777
+_PRIVATE_DIR_MODE = 0o700
 _LOCK_FILE_MODE = 0o666
 _OFF_HINT = "--energy-device-lock=off"
+#: The first filelock with every part of its API used here: ``FileLock(..., mode=,
+#: poll_interval=, on_acquired=)``. 3.12 to 3.23 raise TypeError on ``poll_interval``; 3.24 to
+#: 3.29 accept ``on_acquired`` and never call it, so a waiter could not name the holder.
+#: pyproject.toml's floor and the tox env ``filelock-floor`` say the same (a test checks).
+FILELOCK_FLOOR = "3.30.0"
+
+
+def filelock_too_old(installed: str | None = None) -> str | None:
+    """Why the installed filelock (or ``installed``) cannot serve, with the fix; None if it can.
+
+    pip keeps the floor, but ``--no-deps`` installs and pinned environments can bring an older
+    release, which would fail every window with a raw TypeError or silently lose the holder.
+    """
+    from packaging.version import InvalidVersion, Version
+
+    version = filelock.__version__ if installed is None else installed
+    try:
+        if Version(version) >= Version(FILELOCK_FLOOR):
+            return None
+    except InvalidVersion:
+        return None  # a development build: trust it
+    return (
+        f"filelock {version} is installed, but pytest-energy needs filelock {FILELOCK_FLOOR} or "
+        f"newer for its locks (the FileLock options poll_interval and on_acquired). Fix: "
+        f"pip install 'filelock>={FILELOCK_FLOOR}'"
+    )
 
 
 class DeviceLockError(EnergyError):
     """A device lock could not be created, taken in time, or released."""
+
+
+class _ForeignLockFile(Exception):
+    """A shared lock file belongs to an account this one may not lock it for (internal)."""
 
 
 def _file_name(device: str) -> str:
@@ -85,23 +122,57 @@ def _usable(directory: Path) -> bool:
 
 
 def _make_shared(directory: Path) -> str | None:
-    """Create ``directory`` world-writable; return why it cannot be shared, or None."""
+    """Create ``directory`` with mode 1777; return why it cannot be shared safely, or None."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
         info = directory.lstat()
-        if not stat.S_ISDIR(info.st_mode):
-            return f"{directory} is not a directory"
-        mode = stat.S_IMODE(info.st_mode)
-        if info.st_uid == os.geteuid() and mode != _SHARED_DIR_MODE:
-            os.chmod(directory, _SHARED_DIR_MODE)  # undo the umask, or a sticky bit
-            return None
     except OSError as exc:
         return f"{directory} cannot be created or opened ({exc.strerror or exc})"
-    if mode & stat.S_ISVTX:
-        return f"{directory} is sticky and owned by uid {info.st_uid}"
+    if not stat.S_ISDIR(info.st_mode):
+        return f"{directory} is not a directory"
+    mode = stat.S_IMODE(info.st_mode)
+    if info.st_uid == os.geteuid():
+        if mode != _SHARED_DIR_MODE:
+            try:  # undo the umask, and make a 0777 directory of an older release sticky
+                os.chmod(directory, _SHARED_DIR_MODE)
+            except OSError as exc:
+                return f"{directory} cannot be made mode 1777 ({exc.strerror or exc})"
+        return None
+    if not mode & stat.S_ISVTX:
+        return (
+            f"{directory} (uid {info.st_uid}, mode {mode:o}) is not sticky, so any user could "
+            "delete a lock another session holds"
+        )
     if not _usable(directory):
         return f"{directory} is not writable for this user (mode {mode:o}, uid {info.st_uid})"
     return None
+
+
+def _make_private(directory: Path, device: str) -> None:
+    """Create the per-user directory (0700); refuse one that another account owns."""
+    try:
+        directory.mkdir(mode=_PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+        info = directory.lstat()
+    except OSError as exc:
+        raise _lock_error(device, directory / _file_name(device), exc) from exc
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        raise DeviceLockError(
+            f"cannot use the per-user lock directory {directory}: it is not a directory owned "
+            f"by this user (uid {info.st_uid}), so another account could tamper with the "
+            f"locks. Fix: remove {directory}, or run without device locks ({_OFF_HINT})."
+        )
+    if stat.S_IMODE(info.st_mode) != _PRIVATE_DIR_MODE:
+        try:
+            os.chmod(directory, _PRIVATE_DIR_MODE)
+        except OSError as exc:
+            raise _lock_error(device, directory / _file_name(device), exc) from exc
+
+
+def _owner_uid(path: Path) -> int | None:
+    try:
+        return path.lstat().st_uid
+    except OSError:
+        return None
 
 
 def _per_user_dir(shared: Path) -> Path:
@@ -165,7 +236,7 @@ def _lock_error(device: str, path: Path, exc: BaseException) -> DeviceLockError:
     reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     if isinstance(exc, PermissionError):
         fix = (
-            f"make {path.parent} writable for every user (chmod 0777, not sticky) and its "
+            f"make {path.parent} writable for every user (chmod 1777, as /tmp) and its "
             f".lock files 0666, or delete {path} if no pytest session is running"
         )
     else:
@@ -179,9 +250,10 @@ def _lock_error(device: str, path: Path, exc: BaseException) -> DeviceLockError:
 class DeviceLocks:
     """Callable returning a context manager that holds the locks of ``devices``.
 
-    ``directory`` is the machine-wide directory shared by all users (made mode 0777);
-    where it cannot be used, ``fallback_directory`` (default: ``<directory>-<uid>``) is,
-    and :attr:`fallback` says why. ``lock_timeout_s`` bounds the whole wait for all devices of one
+    ``directory`` is the machine-wide directory shared by all users (made mode 1777);
+    where it cannot be used, or a device's lock file in it belongs to a third account,
+    ``fallback_directory`` (default: ``<directory>-<uid>``, mode 0700) is, and
+    :attr:`fallback` says why. ``lock_timeout_s`` bounds the whole wait for all devices of one
     window (``<= 0`` or ``inf`` waits forever); ``on_wait`` receives one message per window
     whose wait exceeds ``wait_notice_s``.
     """
@@ -202,9 +274,11 @@ class DeviceLocks:
         self.lock_timeout_s = float(lock_timeout_s)
         self.on_wait = on_wait
         self.wait_notice_s = float(wait_notice_s)
-        #: Why the shared directory could not be used, when the per-user one is (else None).
-        self.fallback: str | None = None
         self._directory: Path | None = None
+        self._shared_reason: str | None = None
+        #: device -> (lock file in the shared directory, uid owning it) for devices moved to
+        #: the per-user directory because a third account owns their shared lock file.
+        self._moved: dict[str, tuple[Path, int | None]] = {}
         self._locks: list[tuple[str, Path, filelock.BaseFileLock]] = []
 
     @property
@@ -215,30 +289,65 @@ class DeviceLocks:
             if reason is None:
                 self._directory = self.shared_directory
             else:
+                self._shared_reason = reason
                 self._directory = self.fallback_directory
-                self.fallback = (
-                    f"device locks use the per-user directory {self._directory} because "
-                    f"{reason}; sessions of other users on this machine are not kept apart. "
-                    f"Fix: remove {self.shared_directory} when no session runs, or make it "
-                    "mode 0777 (not sticky)"
-                )
         return self._directory
+
+    @property
+    def fallback(self) -> str | None:
+        """One line for the session summary when some locks use the per-user directory, else
+        None: which devices, why, what it costs and the fix. Set once the locks are used."""
+        private = self.fallback_directory
+        if self._shared_reason is not None:
+            return (
+                f"device locks use the per-user directory {private} because "
+                f"{self._shared_reason}; sessions of other users on this machine are not kept "
+                f"apart. Fix: remove {self.shared_directory} when no session runs (it is "
+                "recreated with mode 1777, sticky, as /tmp is)"
+            )
+        if self._moved:
+            devices = ", ".join(sorted(self._moved))
+            owners = sorted({f"uid {uid}" for _, uid in self._moved.values()})
+            files = ", ".join(str(path) for path, _ in self._moved.values())
+            return (
+                f"device locks for {devices} use the per-user directory {private} because "
+                f"their lock files in the sticky shared directory belong to {', '.join(owners)}, "
+                "which this account may not lock; sessions of those users and yours are not "
+                f"kept apart on them. Fix: remove {files} when no session runs"
+            )
+        return None
+
+    def _new_lock(self, directory: Path, device: str) -> tuple[str, Path, filelock.BaseFileLock]:
+        path = directory / _file_name(device)
+        lock = filelock.FileLock(
+            path, mode=_LOCK_FILE_MODE, poll_interval=_POLL_S, on_acquired=write_holder
+        )
+        return device, path, lock
 
     def _open(self) -> list[tuple[str, Path, filelock.BaseFileLock]]:
         if not self._locks and self.devices:
-            directory = self.directory
-            try:
-                directory.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                first = self.devices[0]
-                raise _lock_error(first, directory / _file_name(first), exc) from exc
-            for device in self.devices:
-                path = directory / _file_name(device)
-                lock = filelock.FileLock(
-                    path, mode=_LOCK_FILE_MODE, poll_interval=_POLL_S, on_acquired=write_holder
-                )
-                self._locks.append((device, path, lock))
+            too_old = filelock_too_old()
+            if too_old is not None:
+                raise DeviceLockError(f"{too_old}, or run without device locks ({_OFF_HINT}).")
+            directory = self.directory  # the shared one is made, with its mode, on first use
+            if directory != self.shared_directory:
+                _make_private(directory, self.devices[0])
+            self._locks = [self._new_lock(directory, device) for device in self.devices]
         return self._locks
+
+    def _is_foreign(self, path: Path, exc: OSError) -> bool:
+        """A PermissionError on a shared lock file that another account owns."""
+        if not isinstance(exc, PermissionError) or path.parent != self.shared_directory:
+            return False
+        owner = _owner_uid(path)
+        return owner is not None and owner != os.geteuid()
+
+    def _move_to_private(self, index: int) -> tuple[str, Path, filelock.BaseFileLock]:
+        device, path, _ = self._locks[index]
+        _make_private(self.fallback_directory, device)
+        self._moved[device] = (path, _owner_uid(path))
+        self._locks[index] = self._new_lock(self.fallback_directory, device)
+        return self._locks[index]
 
     def _acquire(
         self, device: str, path: Path, lock: filelock.BaseFileLock, deadline: float
@@ -256,6 +365,8 @@ class DeviceLocks:
             except filelock.Timeout:
                 pass
             except OSError as exc:
+                if self._is_foreign(path, exc):
+                    raise _ForeignLockFile from exc
                 raise _lock_error(device, path, exc) from exc
             now = time.monotonic()
             if now >= deadline:
@@ -283,8 +394,13 @@ class DeviceLocks:
         deadline = time.monotonic() + timeout if 0 < timeout < float("inf") else float("inf")
         held: list[tuple[str, Path, filelock.BaseFileLock]] = []
         try:
-            for device, path, lock in locks:
-                self._acquire(device, path, lock, deadline)
+            for index in range(len(locks)):
+                device, path, lock = locks[index]
+                try:
+                    self._acquire(device, path, lock, deadline)
+                except _ForeignLockFile:
+                    device, path, lock = self._move_to_private(index)
+                    self._acquire(device, path, lock, deadline)
                 held.append((device, path, lock))
             yield
         finally:

@@ -60,7 +60,7 @@ ENGINES = ("eager", "compiled")
 DEFAULT_BASELINE_NAME = "energy-baseline.toml"
 #: The meters that ship with pytest-energy (``pytest_energy.meters.BUILTIN`` maps each to its
 #: class); named here so that start-up can accept one without importing the meters.
-BUILTIN_METERS = ("auto", "nvml", "rapl", "codecarbon", "roofline")
+BUILTIN_METERS = ("auto", "nvml", "amdsmi", "apple", "jetson", "rapl", "codecarbon", "roofline")
 
 
 @dataclass(frozen=True)

@@ -426,7 +426,7 @@ class TestMeters:
         [
             (
                 "wattmeter",
-                "unknown energy meter 'wattmeter'; choose one of auto, codecarbon, nvml, rapl",
+                "unknown energy meter 'wattmeter'; choose one of amdsmi, apple, auto, codecarbon, jetson, nvml, rapl",
             ),
             ("no_such_module:Meter", "module 'no_such_module' cannot be imported"),
             ("fakemeter:Missing", "module 'fakemeter' has no attribute 'Missing'"),
@@ -786,7 +786,7 @@ def test_windows_shorter_than_the_update_period_warn(meter_pytester: pytest.Pyte
         from fakemeter import ScriptedMeter
 
         class SlowMeter(ScriptedMeter):
-            update_period_s = 3600.0
+            update_period_s = 60.0  # the longest period meters.validate accepts
         """,
         test_model="""
         def test_short(energy):

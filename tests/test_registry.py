@@ -37,7 +37,10 @@ def test_entry_point_meters_resolve_by_name(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(meters, "entry_points", fake_entry_points)
     assert meters.resolve("acme") is Fixed
     assert "acme" in meters.known_names()
-    with pytest.raises(ConfigError, match="choose one of acme, auto, codecarbon, nvml, rapl"):
+    with pytest.raises(
+        ConfigError,
+        match="choose one of acme, amdsmi, apple, auto, codecarbon, jetson, nvml, rapl, roofline",
+    ):
         meters.resolve("nope")
 
 
@@ -62,24 +65,38 @@ def test_composite_refuses_colliding_domains() -> None:
         CompositeMeter([Fixed("a"), Fixed("b")]).read()
 
 
-def test_auto_uses_every_sensor_and_not_the_estimate(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_uses_every_sensor_and_not_the_estimate() -> None:
     made = {
         "nvml": Fixed("nvml", 5.0, "gpu:0"),
         "rapl": Fixed("rapl", 2.0, "cpu:package-0"),
     }
+    tried: list[str] = []
 
     def try_create(spec: str) -> object:
+        tried.append(spec)
         if spec == "codecarbon":
             raise AssertionError("the estimate must not be tried when a sensor works")
-        return made[spec]
+        return made.get(spec) or MeterUnavailable(spec, f"no {spec} here")
 
-    monkeypatch.setattr("pytest_energy.meters.auto.try_create", try_create)
-    auto = AutoMeter()
+    auto = AutoMeter(create=try_create)  # type: ignore[arg-type]
     assert auto.read() == {"gpu:0": 5.0, "cpu:package-0": 2.0}
-    assert auto.unavailable == {}
+    assert auto.name == "nvml+rapl"
+    assert tried == ["nvml", "amdsmi", "apple", "jetson", "rapl"]  # issue 21's order
+    assert auto.unavailable == {
+        "amdsmi": "no amdsmi here",
+        "apple": "no apple here",
+        "jetson": "no jetson here",
+    }
 
 
-def test_auto_falls_back_to_the_estimate_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_takes_an_amd_gpu_and_the_cpu_in_order() -> None:
+    made = {"amdsmi": Fixed("amdsmi", 7.0, "amdgpu:0"), "rapl": Fixed("rapl", 2.0, "cpu:package-0")}
+    auto = AutoMeter(create=lambda spec: made.get(spec) or MeterUnavailable(spec, "absent"))  # type: ignore[arg-type]
+    assert auto.name == "amdsmi+rapl" and auto.hardware == "amdsmi-hw + rapl-hw"
+    assert list(auto.unavailable) == ["nvml", "apple", "jetson"]
+
+
+def test_auto_falls_back_to_the_estimate_and_says_why() -> None:
     estimate = Fixed("codecarbon")
     estimate.estimated = True
 
@@ -88,28 +105,145 @@ def test_auto_falls_back_to_the_estimate_and_says_why(monkeypatch: pytest.Monkey
             return estimate
         return MeterUnavailable(spec, f"no {spec} here")
 
-    monkeypatch.setattr("pytest_energy.meters.auto.try_create", try_create)
-    auto = AutoMeter()
+    auto = AutoMeter(create=try_create)  # type: ignore[arg-type]
     assert auto.estimated is True
-    assert auto.unavailable == {"nvml": "no nvml here", "rapl": "no rapl here"}
+    assert auto.unavailable == {
+        spec: f"no {spec} here" for spec in ("nvml", "amdsmi", "apple", "jetson", "rapl")
+    }
 
 
-def test_auto_with_nothing_at_all_names_every_reason_and_the_fix(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(
-        "pytest_energy.meters.auto.try_create", lambda spec: MeterUnavailable(spec, f"no {spec}")
-    )
+def test_auto_with_nothing_at_all_names_every_reason_and_the_fix() -> None:
     with pytest.raises(MeterUnavailable) as excinfo:
-        AutoMeter()
+        AutoMeter(create=lambda spec: MeterUnavailable(spec, f"no {spec}"))
     text = str(excinfo.value)
-    assert (
-        "nvml: no nvml" in text and "rapl: no rapl" in text and "codecarbon: no codecarbon" in text
-    )
+    for spec in ("nvml", "amdsmi", "apple", "jetson", "rapl", "codecarbon"):
+        assert f"{spec}: no {spec}" in text
     assert "pip install 'pytest-energy[codecarbon]'" in text
+
+
+def test_every_built_in_meter_is_unavailable_here_with_a_reason_not_a_crash() -> None:
+    """On this CI machine (no GPU, no Mac, no Jetson), each new meter says why in one line."""
+    for spec in ("amdsmi", "apple", "jetson"):
+        outcome = meters.try_create(spec)
+        if isinstance(outcome, MeterUnavailable):
+            assert outcome.meter == spec and outcome.reason and "\n" not in str(outcome)
+        else:  # the machine has that hardware after all
+            outcome.close()
 
 
 def test_start_up_knows_the_same_built_in_meters_as_the_registry() -> None:
     from pytest_energy.settings import BUILTIN_METERS
 
     assert tuple(meters.BUILTIN) == BUILTIN_METERS
+
+
+# -- update_period_s is checked when the meter is created (issue 20, item 3) ---------------------
+
+
+class Periodic(Fixed):
+    def __init__(self, period: object) -> None:
+        super().__init__()
+        self.update_period_s = period
+
+
+@pytest.mark.parametrize(
+    ("period", "problem"),
+    [
+        (float("nan"), "not a finite number"),
+        (float("inf"), "not a finite number"),
+        (-0.5, "negative"),
+        (1e9, "over 60 s"),
+        (60.5, "over 60 s"),
+        ("0.1", "not a number"),
+        (True, "not a number"),
+    ],
+)
+def test_a_bad_update_period_is_refused_at_creation_naming_the_attribute(
+    period: object, problem: str
+) -> None:
+    meter = Periodic(period)
+    with pytest.raises(ConfigError) as excinfo:
+        meters.create(lambda: meter, "mod:Periodic")
+    text = str(excinfo.value)
+    assert "update_period_s" in text and problem in text
+    assert repr(period) in text
+    assert "\n" not in text  # one paragraph
+    assert meter.closed  # a refused meter is closed, not leaked
+
+
+@pytest.mark.parametrize("period", [0, 0.0, 0.001, 1, 60.0, None])
+def test_a_sane_update_period_is_accepted(period: object) -> None:
+    meter = Periodic(period)
+    assert meters.create(lambda: meter, "mod:Periodic") is meter
+
+
+UNBOUNDED_PERIOD = """
+class Meter:
+    name = "sluggish"
+    hardware = "rig"
+    estimated = False
+    update_period_s = {period}
+
+    def read(self):
+        return {{"x:0": 1.0}}
+
+    def close(self):
+        pass
+
+
+def test_work(energy):
+    energy(lambda: None, inferences=1)
+"""
+
+
+@pytest.mark.parametrize("period", ["float('nan')", "1e9"])
+def test_a_bad_update_period_fails_the_run_with_the_paragraph_not_a_hang(
+    pytester: pytest.Pytester, period: str
+) -> None:
+    pytester.makepyfile(test_sluggish=UNBOUNDED_PERIOD.format(period=period))
+    pytester.syspathinsert()
+    result = pytester.runpytest_subprocess(
+        "--energy-meter=test_sluggish:Meter", "-p", "no:cacheprovider", timeout=60
+    )
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "median of no samples" not in out and "Traceback" not in out
+    assert "the meter's update_period_s is" in out
+
+
+# -- the composite keeps its sub-meters' devices (issue 20, item 9) ------------------------------
+
+
+class Declared(Fixed):
+    def __init__(self, name: str, domain: str, devices: tuple[str, ...]) -> None:
+        super().__init__(name, 1.0, domain)
+        self.devices = devices
+
+
+def test_composite_keeps_declared_devices_and_defaults_the_rest() -> None:
+    from pytest_energy.devicelock import devices_of
+
+    gpu = Declared("gpu", "gpu:0", ("GPU-aaaa",))
+    estimate = Declared("est", "cpu:estimate", ())
+    cpu = Fixed("cpu", 2.0, "cpu:package-0")  # declares nothing: its domains, qualified
+    both = CompositeMeter([gpu, estimate, cpu])
+    assert both.devices == ("GPU-aaaa", "cpu-hw-cpu:package-0")
+    assert devices_of(both, both.read()) == ("GPU-aaaa", "cpu-hw-cpu:package-0")
+
+
+def test_auto_on_the_cpu_estimate_alone_takes_no_device_lock() -> None:
+    """docs/measurement.md: the estimate follows this process's CPU time and takes no lock, so
+    under ``-n auto`` its windows must not serialise across workers."""
+    pytest.importorskip("codecarbon")
+    from pytest_energy.devicelock import devices_of
+    from pytest_energy.meters.codecarbon import CodeCarbonMeter
+
+    def create(spec: str) -> object:
+        if spec == "codecarbon":
+            return CodeCarbonMeter(cpu_model="Intel Xeon Gold 6148", process_time=lambda: 1.0)
+        return MeterUnavailable(spec, f"no {spec} here")
+
+    auto = AutoMeter(create=create)  # type: ignore[arg-type]
+    assert auto.name == "codecarbon" and auto.estimated
+    assert auto.devices == ()
+    assert devices_of(auto, auto.read()) == ()

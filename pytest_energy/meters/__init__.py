@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import math
 from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
 
@@ -36,6 +37,9 @@ ENTRY_POINT_GROUP = "pytest_energy.meters"
 BUILTIN: dict[str, str] = {
     "auto": "pytest_energy.meters.auto:AutoMeter",
     "nvml": "pytest_energy.meters.nvml:NvmlMeter",
+    "amdsmi": "pytest_energy.meters.amdsmi:AmdSmiMeter",
+    "apple": "pytest_energy.meters.apple:AppleMeter",
+    "jetson": "pytest_energy.meters.jetson:JetsonMeter",
     "rapl": "pytest_energy.meters.rapl:RaplMeter",
     "codecarbon": "pytest_energy.meters.codecarbon:CodeCarbonMeter",
     "roofline": "pytest_energy.meters.roofline:RooflineMeter",
@@ -121,6 +125,10 @@ def create(factory: MeterFactory, spec: str) -> Meter:
 
 
 _MISSING = object()
+#: The longest counter update period a meter may declare. Windows are calibrated to several
+#: periods, so a larger value makes one energy test run for many minutes; no real sensor
+#: refreshes that slowly.
+MAX_UPDATE_PERIOD_S = 60.0
 
 
 def _attribute(meter: object, attr: str, spec: str, default: object = _MISSING) -> object:
@@ -179,6 +187,7 @@ def validate(meter: object, spec: str) -> None:
                 f"meter spec {spec!r}: the meter's {attr} is {value!r} "
                 f"({type(value).__name__}); it must be True or False"
             )
+    _check_update_period(meter, spec)
     devices = _attribute(meter, "devices", spec, None)
     if devices is not None:
         bad = isinstance(devices, (str, bytes)) or not isinstance(devices, Iterable)
@@ -191,6 +200,28 @@ def validate(meter: object, spec: str) -> None:
                 "(one device per domain), () (no device lock, for a per-process estimate) or "
                 "a tuple of device names"
             )
+
+
+def _check_update_period(meter: object, spec: str) -> None:
+    """A NaN, infinite, negative or absurd period would stall calibration or never end it."""
+    value = _attribute(meter, "update_period_s", spec, None)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        problem = f"not a number ({type(value).__name__})"
+    elif not math.isfinite(value):
+        problem = "not a finite number"
+    elif value < 0:
+        problem = "negative"
+    elif value > MAX_UPDATE_PERIOD_S:
+        problem = f"over {MAX_UPDATE_PERIOD_S:g} s, which no energy counter needs"
+    else:
+        return
+    raise ConfigError(
+        f"meter spec {spec!r}: the meter's update_period_s is {value!r}, {problem}. It must be "
+        f"the counter's refresh period in seconds, from 0 (unknown) to {MAX_UPDATE_PERIOD_S:g}: "
+        "windows are calibrated to several periods. Fix the meter's update_period_s attribute."
+    )
 
 
 def try_create(spec: str) -> Meter | MeterUnavailable:

@@ -33,15 +33,19 @@ class Meter(Protocol):
     Optional attributes, read with ``getattr`` and a default:
 
     ``update_period_s`` (float, default 0.0)
-        How often the underlying counter refreshes. Windows are calibrated to last several
-        update periods, and a random phase offset of up to one period separates windows.
+        How often the underlying counter refreshes, from 0 (unknown) to 60 s; anything else
+        (NaN, negative, over a minute) is refused when the meter is created. Windows are
+        calibrated to last several update periods, and a random phase offset of up to one
+        period separates windows.
     ``provenance`` (str, default "")
         One sentence on how the figures are obtained, shown in reports.
     ``idle_power_w()`` (callable, optional)
         Used by ``--energy-subtract-idle``.
     ``devices`` (iterable of str, optional)
         The devices a window must hold exclusively (a per-device lock); ``()`` takes no
-        lock, for meters that other processes cannot disturb. Default: every domain.
+        lock, for meters that other processes cannot disturb. Default: every domain,
+        qualified by ``hardware``. Name a device by what identifies the hardware (a GPU's
+        UUID), not by the number this process gives it.
     ``deterministic`` (bool, default False)
         ``True`` when the figures depend only on the work done, never on noise (the
         ``roofline`` model). The plugin then takes one warm-up and one window per

@@ -12,6 +12,7 @@ Defaults that a user can change live in :mod:`pytest_energy.settings`; storage r
 the recorded run are :mod:`pytest_energy.record`'s, the failure prose ``gate.py``'s.
 """
 
+from ..settings import MIN_ADAPTIVE_ROUNDS
 from .bound import (
     MIN_HISTORY_RUNS,
     PRIOR_DEGREES_OF_FREEDOM,
@@ -45,7 +46,6 @@ from .robust import (
     robust_spread,
 )
 from .rule import LOW_CONFIDENCE_MIN_TOLERANCE_PCT, Comparison, Status, compare, compare_paired
-from ..settings import MIN_ADAPTIVE_ROUNDS
 from .stopping import SETTLE_Z, settled
 
 __all__ = [
