@@ -209,8 +209,9 @@ class EnergyPlugin:
         measurer = self._measurer
         if measurer is None:
             return
+        notes = measurer.notes  # before close: the lock fallback is the locks'
         problem = measurer.close()
-        notes = [*measurer.notes, *([problem] if problem else [])]
+        notes += [problem] if problem else []
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:  # an xdist worker: the controller reports
             workeroutput[WORKER_NOTES] = notes

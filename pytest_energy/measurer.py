@@ -46,8 +46,7 @@ class Measurer:
         """Shows a message while a test waits (e.g. for another process's device lock)."""
         self.sleep = sleep
         self.rng = random.Random(seed)
-        self.notes: list[str] = []
-        """Things the summary should say once (thread warnings, a lock fallback ...)."""
+        self._notes: list[str] = []
         self._meter: Meter | None = None
         self._error: EnergyError | None = None
         self._provenance: Provenance | None = None
@@ -55,6 +54,14 @@ class Measurer:
         self._locks: DeviceLocks | None = None
         self.selection = ""
         """What meter this process uses and why, once it has started."""
+
+    @property
+    def notes(self) -> list[str]:
+        """What the summary should say once: a thread warning, that idle subtraction does
+        nothing for a model, that device locks fell back to a per-user directory (known once
+        a lock was used)."""
+        fallback = self._locks.fallback if self._locks is not None else None
+        return [*self._notes, *([fallback] if fallback else [])]
 
     # -- the meter ---------------------------------------------------------------------------
     @property
@@ -116,18 +123,15 @@ class Measurer:
 
             warning = thread_warning()
             if warning:
-                self.notes.append(warning)
+                self._notes.append(warning)
         if self.settings.subtract_idle:
             if deterministic:
-                self.notes.append(
+                self._notes.append(
                     f"--energy-subtract-idle has no effect with the {meter.name} meter: it "
                     "models only the work it sees and spends nothing when idle"
                 )
             else:
                 self._idle_power_w = self._measure_idle(meter)
-        fallback = getattr(self._locks, "fallback", None)
-        if fallback:
-            self.notes.append(fallback)
         self.selection = self._describe(meter)
         return meter
 
