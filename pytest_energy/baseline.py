@@ -81,6 +81,10 @@ class Update:
 
     record: Record
     replace_history: bool = False
+    known_run: bool = False
+    """The record may be the one that wrote the stored entry (``pytest-energy merge`` of a
+    run's report): when the entry has the same figures and already holds its run, nothing
+    changes, rather than the run being appended twice."""
 
 
 @dataclass(frozen=True)
@@ -105,10 +109,11 @@ class Baseline:
         not named in it are kept as they are.
 
         An appended run joins the stored history (the latest ``history`` runs are kept) and
-        the entry's samples and other fields become the new run's. A run the history already
-        holds (the record of the run that wrote the entry) is not added twice. The history is
-        replaced instead when ``replace_history`` is set, or when the stored entry was
-        recorded with another meter or estimated flag (its runs are not comparable).
+        the entry's samples and other fields become the new run's. The history is replaced
+        instead when ``replace_history`` is set, or when the stored entry was recorded with
+        another meter or estimated flag (its runs are not comparable). An update marked
+        ``known_run`` whose record is the entry's own (same figures, run already held)
+        changes nothing.
         """
         if isinstance(history, bool) or not isinstance(history, int) or history < 1:
             raise ValueError(f"history must be a whole number >= 1, not {history!r}")
@@ -118,13 +123,20 @@ class Baseline:
             stored = combined.setdefault(hw, {})
             old = stored.get(nodeid)
             if (
+                change.known_run
+                and old is not None
+                and old.same_figures(new)
+                and set(new.runs) <= set(old.runs)
+            ):
+                continue
+            if (
                 change.replace_history
                 or old is None
                 or not old.provenance.comparable(new.provenance)
             ):
                 runs = new.runs
             else:
-                runs = old.runs + tuple(r for r in new.runs if r not in old.runs)
+                runs = old.runs + new.runs
             stored[nodeid] = replace(new, runs=runs[-history:])
         return Baseline(combined)
 

@@ -441,7 +441,7 @@ def merge_sources(sources: Sequence[Source]) -> Merge:
                     if not how:
                         merge.not_recorded.append(f"{nodeid} on {hardware} ({source.path})")
                         continue
-                    update = Update(record, replace_history=how == "replace")
+                    update = Update(record, replace_history=how == "replace", known_run=True)
                 else:
                     update = Update(record, replace_history=True)
                 held = merge.updates.get(key)

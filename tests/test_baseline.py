@@ -322,12 +322,16 @@ def test_a_three_run_history_merged_with_one_more_run_has_four_dated_runs() -> N
     assert got.samples == (1.03, 1.04)
 
 
-def test_a_run_the_history_already_holds_is_not_added_twice() -> None:
-    """The record of the run that wrote an entry, merged into that entry, changes nothing."""
+def test_the_record_of_the_run_that_wrote_an_entry_changes_nothing() -> None:
+    """``merge`` of a run's report into the baseline that run wrote is a no-op; an update
+    of the plugin appends every run, identical ones too (a deterministic meter's)."""
     this_run = run(1.0, "2026-12-01", windows=2, spread=0.0)
     written = baseline_of(entry(1.0, 1.0, runs=(run(0.9, "2026-11-30"), this_run)))
     report_record = entry(1.0, 1.0, runs=(this_run,))
-    assert written.merged(append(report_record), history=5) == written
+    known = {(HW, "t"): Update(report_record, known_run=True)}
+    assert written.merged(known, history=5) == written
+    again = written.merged(append(report_record), history=5).get(HW, "t")
+    assert again is not None and again.runs[-2:] == (this_run, this_run)
 
 
 def test_replace_history_starts_a_new_level() -> None:

@@ -286,7 +286,7 @@ class TestGate:
         result = run(meter_pytester, "--energy-report")
         result.assert_outcomes(passed=1)
         result.stdout.fnmatch_lines(
-            ["test_model.py::test_inference * 0.001 * 3.6 * - * - * new * scripted"]
+            ["test_model.py::test_inference * 0.001 * 3.6 * - * - * new * scripted (measured)"]
         )
 
     def test_regression_fails_with_the_full_story(self, meter_pytester: pytest.Pytester) -> None:
@@ -404,7 +404,7 @@ class TestMeters:
             [
                 "*meter guess (estimated)*",
                 "*new * guess (estimated)",
-                "estimated: figures are modelled*",
+                "estimated: figures are estimated*",
             ]
         )
 
@@ -736,7 +736,7 @@ class TestReportFiles:
         assert record["nodeid"] == "test_model.py::test_inference"
         assert record["verdict"] == "regressed"
         assert record["kwh_per_1000"] == pytest.approx(4.0 / 3.6e3)
-        assert record["baseline_kwh_per_1000"] == pytest.approx(0.001)
+        assert record["reference"]["kwh_per_1000"] == pytest.approx(0.001)
         assert record["g_co2e_per_1000"] == pytest.approx(4.0 / 3.6e3 * 400)
         assert report["run"]["carbon_intensity_g_per_kwh"] == 400
         markdown = (out / "energy.md").read_text()
