@@ -31,6 +31,13 @@ T = TypeVar("T")
 Body = Callable[[Probe], T]
 #: ``pytest_energy.counts.infer``: (output, fn=, args=, kwargs=) -> Counts.
 Infer = Callable[..., Counts]
+#: What :meth:`Recorder._calls_per_window` returns as its result when no call ran.
+NOTHING = object()
+NESTED = (
+    "energy.measure() windows cannot be nested: the inner window would be counted twice, "
+    "and a call metered by energy(fn) or energy.compare() is already being measured; "
+    "measure the blocks one after the other"
+)
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,7 @@ class Recorder:
         self.sleep = sleep
         self.windows: list[Window] = []
         self.inferred = False
+        self._running = False
         self._min_time_s = effective_min_time(meter.meter, plan.min_time_s)
 
     # -- counts -----------------------------------------------------------------------------
@@ -151,6 +159,8 @@ class Recorder:
         from what the block reports through ``probe.produced``); the window is added to this
         attempt's windows when the block ends."""
         check_counts(given)
+        if self._running:
+            raise MeasurementError(NESTED)
 
         def infer(probe: Probe) -> Work:
             return self._work(given, 1, probe.outputs)
@@ -169,9 +179,10 @@ class Recorder:
     # -- repeated calls ----------------------------------------------------------------------
     def _calls_per_window(self, body: Body[Any], sync: Sync) -> tuple[int, Any]:
         """Run the warm-up, then time up to :data:`CALIBRATION_CALLS` calls (also without a
-        warm-up); return the calls per window and the last result (None if nothing ran)."""
+        warm-up); return the calls per window and the last result (:data:`NOTHING` if no
+        call ran)."""
         probe = _NoProbe()
-        result: Any = None
+        result: Any = NOTHING
         for _ in range(self.plan.warmup):
             sync()
             result = body(probe)
@@ -246,8 +257,11 @@ class Recorder:
         fewest, most = self._windows_wanted()
         first = len(self.windows)
         result: Any = None
-        with self.meter.held():
-            calls, _ = self._calls_per_window(body, do_sync)
+        with self.meter.held(), self._busy():
+            calls, first_result = self._calls_per_window(body, do_sync)
+            if first_result is not NOTHING and not self._complete(given):
+                # a count that cannot be inferred stops the test before any window
+                self._work(given, 1, [(first_result, fn, args, kwargs or {})])
             for round_index in range(most):
                 if round_index:
                     self._phase_offset()
@@ -291,7 +305,7 @@ class Recorder:
         sides = (first, second)
         bodies = (_body(first), _body(second))
         collected: tuple[list[Window], list[Window]] = ([], [])
-        with self.meter.held():
+        with self.meter.held(), self._busy():
             calls = max(self._calls_per_window(body, do_sync)[0] for body in bodies)
             for round_index in range(rounds):
                 order = (0, 1) if round_index % 2 == 0 else (1, 0)
@@ -304,6 +318,17 @@ class Recorder:
                     calls = max(calls, done)
                     collected[side].append(window)
         return collected
+
+    @contextmanager
+    def _busy(self) -> Iterator[None]:
+        """A call is being metered: a window opened inside it is a nested window."""
+        if self._running:
+            raise MeasurementError(NESTED)
+        self._running = True
+        try:
+            yield
+        finally:
+            self._running = False
 
     def close(self) -> None:
         self.meter.close()

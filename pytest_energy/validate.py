@@ -79,13 +79,10 @@ def optional_text(name: str, value: object, bad: Bad) -> str | None:
 
 
 def text(name: str, value: object, bad: Bad) -> str:
-    """A non-empty string that UTF-8 can hold."""
+    """A non-empty string. (A lone surrogate, from a file name that is not UTF-8, may pass:
+    the writers escape it or refuse it with their own message.)"""
     if not isinstance(value, str) or not value:
         raise bad(f"needs a {name} (a non-empty string), not {value!r:.60}")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise bad(f"has a {name} that is not valid Unicode (a lone surrogate)") from None
     return value
 
 

@@ -9,11 +9,11 @@ import stat
 import sys
 import threading
 import time
-import tomllib
 from pathlib import Path
 
 import filelock
 import pytest
+import tomllib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -227,7 +227,7 @@ _run = st.builds(
     spread_pct=st.floats(min_value=0.0, allow_nan=False, allow_infinity=False),
     date=st.sampled_from(["", "2026-12-01", "1999-02-28", "2028-02-29", "0001-01-01"]),
 )
-_name = st.text(min_size=1, max_size=20).filter(lambda s: "\ud800" > s or True)
+_name = st.text(min_size=1, max_size=20).filter(lambda s: s < "\ud800" or True)
 _key = st.text(min_size=1, max_size=20)
 
 

@@ -227,7 +227,7 @@ def test_compare_judges_a_roofline_report_by_the_deterministic_rule(
 ) -> None:
     """+2% of a deterministic meter's figure regresses, as the gate says (0.2's CLI applied
     3% and printed "Mann-Whitney U" whatever rule decided)."""
-    from pytest_energy.record import Provenance, Work
+    from pytest_energy.record import Provenance
     from pytest_energy.settings import Rule
     from pytest_energy.verdict import judge
 

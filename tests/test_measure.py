@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from fakes import FakeClock, FakeMeter
 
 from pytest_energy import measure
 from pytest_energy.errors import CounterWentBackwards, MeasurementError, MeterError
@@ -21,8 +22,6 @@ from pytest_energy.measure import (
     provenance_of,
 )
 from pytest_energy.record import J_PER_KWH, Work, kwh_per_1000
-
-from fakes import FakeClock, FakeMeter
 
 
 @pytest.fixture

@@ -33,8 +33,9 @@ from types import ModuleType
 import pytest
 
 import pytest_energy.baseline as baseline_io
-from pytest_energy.baseline import Baseline, BaselineEntry, dumps, load
+from pytest_energy.baseline import Baseline, dumps, load
 from pytest_energy.errors import BaselineError
+from pytest_energy.record import Provenance, Record, Work
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -59,28 +60,37 @@ def test_ok(energy):
 """
 
 
-def as_updates(
-    entries: dict[str, dict[str, BaselineEntry]],
-) -> dict[str, dict[str, baseline_io.Update]]:
-    """Plain entries as the updates of a run that records a new level for each."""
-    return {
-        hw: {nodeid: baseline_io.Update(e, replace_history=True) for nodeid, e in tests.items()}
-        for hw, tests in entries.items()
-    }
+def as_updates(*records: Record) -> dict[tuple[str, str], baseline_io.Update]:
+    """Records as the updates of a run that records a new level for each."""
+    return {(r.hardware, r.nodeid): baseline_io.Update(r, replace_history=True) for r in records}
 
 
-def entry(kwh: float, windows: int = 3, meter: str = "scripted") -> BaselineEntry:
-    return BaselineEntry(
+def entry(
+    kwh: float, windows: int = 3, meter: str = "scripted", *, nodeid: str, hw: str = HW
+) -> Record:
+    return Record(
+        nodeid=nodeid,
+        provenance=Provenance(meter=meter, hardware=hw, estimated=False),
         samples=(kwh,) * windows,
-        meter=meter,
-        estimated=False,
-        pytest_energy_version="0.1.0",
-        inferences=windows,
+        work=Work(windows),
+        version="0.1.0",
     )
 
 
+def baseline_of(*records: Record) -> Baseline:
+    entries: dict[str, dict[str, Record]] = {}
+    for r in records:
+        entries.setdefault(r.hardware, {})[r.nodeid] = r
+    return Baseline(entries)
+
+
+def update(path: Path, updates: dict[tuple[str, str], baseline_io.Update]) -> None:
+    baseline_io.update(path, updates, history=5, lock_timeout_s=30)
+
+
 #: The baseline next to every bad-input run: one entry of a test that is not run.
-VALID_BASELINE = dumps(Baseline({HW: {"test_case.py::test_other": entry(0.002)}})).encode()
+OTHER = "test_case.py::test_other"
+VALID_BASELINE = dumps(baseline_of(entry(0.002, nodeid=OTHER))).encode()
 
 
 def snapshot(root: Path) -> dict[str, bytes | None]:
@@ -179,18 +189,18 @@ BASELINE_CASES = [
     _baseline_case("plain-text", b"energy baseline goes here\n", "is not valid TOML"),
     _baseline_case(
         "schema-newer",
-        VALID_BASELINE.replace(b"schema_version = 2", b"schema_version = 3"),
-        "has schema_version 3, newer than this pytest-energy understands",
+        VALID_BASELINE.replace(b"schema_version = 3", b"schema_version = 4"),
+        "has schema_version 4, newer than this pytest-energy understands",
         "pip install -U pytest-energy",
     ),
     _baseline_case(
         "schema-zero",
-        VALID_BASELINE.replace(b"schema_version = 2", b"schema_version = 0"),
+        VALID_BASELINE.replace(b"schema_version = 3", b"schema_version = 0"),
         "has an unknown schema_version 0",
     ),
     _baseline_case(
         "schema-string",
-        VALID_BASELINE.replace(b"schema_version = 2", b'schema_version = "2"'),
+        VALID_BASELINE.replace(b"schema_version = 3", b'schema_version = "3"'),
         "has no integer schema_version",
     ),
     _baseline_case(
@@ -199,12 +209,12 @@ BASELINE_CASES = [
         "needs a non-empty list of samples",
     ),
     _baseline_case(
-        "meter-integer", _entry_replacing('"scripted"', "3"), "needs a meter name (a string)"
+        "meter-integer", _entry_replacing('"scripted"', "3"), "needs a meter (a non-empty string)"
     ),
     _baseline_case(
         "inferences-float",
         _entry_replacing("inferences = 3", "inferences = 1.5"),
-        "has inferences = 1.5; expected a whole number >= 0",
+        "has inferences = 1.5; expected a whole number >= 1",
     ),
     _baseline_case(
         "estimated-string",
@@ -691,7 +701,9 @@ FIXTURE_CASES = [
     _misuse(
         "inferences-missing",
         "def test_ok(energy):\n    energy(lambda: None)\n",
-        "missing 1 required keyword-only argument: 'inferences'",
+        "the energy fixture needs the number of inferences one call does, and it could not be "
+        "read from what the function returned",
+        "Pass inferences=N.",
     ),
     _misuse(
         "call-inside-measure",
@@ -809,9 +821,7 @@ def test_bad_baseline_read_only_file_is_refused_by_update(
     path.write_bytes(VALID_BASELINE)
     _pretend_read_only(monkeypatch, path)
     with pytest.raises(BaselineError) as excinfo:
-        baseline_io.update(
-            path, as_updates({HW: {"test_case.py::test_ok": entry(0.001)}}), history=5
-        )
+        update(path, as_updates(entry(0.001, nodeid="test_case.py::test_ok")))
     assert str(excinfo.value) == (
         f"energy baseline {path}: is read-only. Make it writable (chmod u+w) before "
         "--energy-update-baseline."
@@ -1002,19 +1012,15 @@ def test_plain():
 
 def _run_with_fault(
     pytester: pytest.Pytester, faulty: str, *args: str
-) -> tuple[pytest.RunResult, dict[str, BaselineEntry | None], list[str]]:
+) -> tuple[pytest.RunResult, dict[str, Record | None], list[str]]:
     """Run four tests, one faulty, with --energy-update-baseline over an existing baseline.
 
     Returns the result, the entries afterwards, and the files beside the baseline.
     """
     pytester.makepyfile(faultymeter=FAULTY_METER, test_case=AROUND.format(faulty=faulty))
-    old = Baseline(
-        {
-            HW: {
-                "test_case.py::test_b": entry(0.005, meter="faulty"),
-                "test_case.py::test_other": entry(0.002, meter="faulty"),
-            }
-        }
+    old = baseline_of(
+        entry(0.005, meter="faulty", nodeid="test_case.py::test_b"),
+        entry(0.002, meter="faulty", nodeid="test_case.py::test_other"),
     )
     path = pytester.path / BASELINE
     path.write_text(dumps(old))
@@ -1212,7 +1218,7 @@ def test_fault_nvml_gpu_lost_mid_run(meter_pytester: pytest.Pytester, how: str) 
     meter_pytester.makepyfile(fakenvml=FAKE_NVML_METER, test_case=NVML_TESTS.format(how=how))
     path = meter_pytester.path / BASELINE
     hardware = "NVIDIA H100 80GB HBM3 x1"
-    old = Baseline({hardware: {"test_case.py::test_lost": entry(0.005, meter="nvml")}})
+    old = baseline_of(entry(0.005, meter="nvml", nodeid="test_case.py::test_lost", hw=hardware))
     path.write_text(dumps(old))
     result = meter_pytester.runpytest(*BASE_ARGS, *NVML_ARGS, "--energy-update-baseline")
     result.assert_outcomes(passed=2, failed=1)
@@ -1351,7 +1357,7 @@ def test_third(energy):
     result = meter_pytester.runpytest(*BASE_ARGS, "--energy-update-baseline", no_reraise_ctrlc=True)
     assert result.ret == pytest.ExitCode.INTERRUPTED
     after = load(path)  # parses: whole
-    assert after.get(HW, "test_case.py::test_other") == entry(0.002)
+    assert after.get(HW, "test_case.py::test_other") == entry(0.002, nodeid=OTHER)
     assert set(after.entries[HW]) <= {"test_case.py::test_other", "test_case.py::test_first"}
     assert sorted(p.name for p in meter_pytester.path.iterdir() if BASELINE in p.name) in (
         [BASELINE],
@@ -1394,17 +1400,16 @@ def test_fault_interrupted_inside_update_keeps_the_old_file_and_frees_the_lock(
     path.write_bytes(VALID_BASELINE)
     owner, _, name = target.rpartition(".")
     monkeypatch.setattr(getattr(baseline_io, owner) if owner else baseline_io, name, _raise(exc))
+    new = entry(0.001, nodeid="test_case.py::test_new")
     with pytest.raises(type(exc)):
-        baseline_io.update(
-            path, as_updates({HW: {"test_case.py::test_new": entry(0.001)}}), history=5
-        )
+        update(path, as_updates(new))
     monkeypatch.undo()
-    assert snapshot(tmp_path) == {BASELINE: VALID_BASELINE, BASELINE + ".lock": b""}
+    after = snapshot(tmp_path)
+    assert sorted(after) == [BASELINE, BASELINE + ".lock"]  # no temporary file left
+    assert after[BASELINE] == VALID_BASELINE
     assert _lock_is_free(path)
-    baseline_io.update(
-        path, as_updates({HW: {"test_case.py::test_new": entry(0.001)}}), history=5
-    )  # works again
-    assert load(path).get(HW, "test_case.py::test_new") == entry(0.001)
+    update(path, as_updates(new))  # works again
+    assert load(path).get(HW, "test_case.py::test_new") == new
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from fakes import FakeClock, FakeMeter
 
 from pytest_energy import measure
 from pytest_energy.counts import Counts
@@ -16,8 +17,6 @@ from pytest_energy.errors import MeasurementError
 from pytest_energy.measure import Probe, WindowMeter, provenance_of
 from pytest_energy.record import Work
 from pytest_energy.schedule import Recorder, WindowPlan
-
-from fakes import FakeClock, FakeMeter
 
 
 @pytest.fixture
