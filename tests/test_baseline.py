@@ -805,7 +805,7 @@ def test_newer_schema_version_says_upgrade(tmp_path: Path) -> None:
 def test_path_is_a_directory(tmp_path: Path) -> None:
     path = tmp_path / "energy-baseline.toml"
     path.mkdir()
-    with pytest.raises(BaselineError, match="is a directory.*--energy-baseline"):
+    with pytest.raises(BaselineError, match=r"is a directory.*--energy-baseline"):
         load(path)
     assert path.is_dir() and list(path.iterdir()) == []
 

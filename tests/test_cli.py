@@ -501,7 +501,7 @@ def test_merge_waits_for_the_baseline_lock_and_gives_up_clearly(
     lock = filelock.FileLock(str(baseline) + ".lock")
     lock.acquire()
     try:
-        code, out, err = run(capsys, "merge", baseline, report)
+        code, _, err = run(capsys, "merge", baseline, report)
     finally:
         lock.release()
     assert code == 2

@@ -34,8 +34,10 @@ ROOFLINE = Provenance(
 NVML = Provenance(meter="nvml", hardware="NVIDIA H100 80GB HBM3 x1", estimated=False)
 
 
-def window(energy_j: float, work: Work = Work(4), **kw: object) -> Window:
-    return Window(energy_j=energy_j, duration_s=1.0, work=work, start_unix_s=1.7e9, **kw)  # type: ignore[arg-type]
+def window(energy_j: float, work: Work | None = None, **kw: object) -> Window:
+    return Window(
+        energy_j=energy_j, duration_s=1.0, work=work or Work(4), start_unix_s=1.7e9, **kw  # type: ignore[arg-type]
+    )  # type: ignore[arg-type]
 
 
 def test_round_sample_is_six_significant_digits() -> None:
@@ -125,8 +127,14 @@ def test_prefill_and_decode_add_up_to_the_energy() -> None:
 
 def test_to_plain_and_back_is_the_same_record_through_json() -> None:
     windows = [
-        window(7.2, Work(4, 40, 4), counts={"flops": 1.0}, phases_j={"prefill": 7.2},
-               throttle=("thermal",), domains_j={"gpu:0": 7.2}),  # fmt: skip
+        window(
+            7.2,
+            Work(4, 40, 4),
+            counts={"flops": 1.0},
+            phases_j={"prefill": 7.2},
+            throttle=("thermal",),
+            domains_j={"gpu:0": 7.2},
+        ),
     ]
     r = Record.of_windows("tests/t.py::test_x[é]", ROOFLINE, windows, counts=INFERRED)
     plain = json.loads(json.dumps(r.to_plain()))
