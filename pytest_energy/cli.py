@@ -559,10 +559,19 @@ def cmd_merge(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_targets(args: argparse.Namespace, out: TextIO) -> int:
+    from .meters import SUMMARY
+    from .meters.auto import ESTIMATE, SENSORS
     from .meters.roofline import targets_table
 
     for line in targets_table():
         print(line, file=out)
+    print(file=out)
+    print(
+        f"meters (--energy-meter): auto tries {', '.join(SENSORS)}, then {ESTIMATE}", file=out
+    )
+    width = max(map(len, SUMMARY))
+    for name, what in SUMMARY.items():
+        print(f"  {name.ljust(width)}  {what}", file=out)
     return EXIT_OK
 
 
@@ -674,7 +683,8 @@ def parser() -> argparse.ArgumentParser:
     merge.set_defaults(run=cmd_merge)
 
     targets = commands.add_parser(
-        "targets", help="list the GPU profiles the roofline meter models (--energy-target)"
+        "targets",
+        help="list the GPU profiles the roofline meter models (--energy-target) and the meters",
     )
     targets.set_defaults(run=cmd_targets)
     return top

@@ -247,3 +247,21 @@ def test_auto_on_the_cpu_estimate_alone_takes_no_device_lock() -> None:
     assert auto.name == "codecarbon" and auto.estimated
     assert auto.devices == ()
     assert devices_of(auto, auto.read()) == ()
+
+
+def test_every_builtin_meter_is_named_once_and_described() -> None:
+    from pytest_energy.meters import BUILTIN, SUMMARY
+    from pytest_energy.meters.auto import ESTIMATE, SENSORS
+    from pytest_energy.settings import BUILTIN_METERS
+
+    assert tuple(BUILTIN) == BUILTIN_METERS == tuple(SUMMARY)
+    assert set(SENSORS) | {ESTIMATE, "auto", "roofline"} == set(BUILTIN)
+
+
+def test_targets_lists_the_meters_in_autos_order(capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_energy.cli import main
+
+    assert main(["targets"]) == 0
+    out = capsys.readouterr().out
+    assert "meters (--energy-meter): auto tries nvml, amdsmi, apple, jetson, rapl, then codecarbon" in out
+    assert "  roofline    modelled:" in out and "  codecarbon  estimated:" in out

@@ -44,6 +44,20 @@ BUILTIN: dict[str, str] = {
     "codecarbon": "pytest_energy.meters.codecarbon:CodeCarbonMeter",
     "roofline": "pytest_energy.meters.roofline:RooflineMeter",
 }
+#: What each built-in meter reads, and the extra it needs (``pytest-energy targets``, the
+#: README's meter table).
+SUMMARY: dict[str, str] = {
+    "auto": "every sensor it finds, in the order below, else the codecarbon estimate",
+    "nvml": "measured: NVIDIA GPU energy counters through NVML [nvml]",
+    "amdsmi": "measured: AMD Instinct and Radeon energy accumulators through amdsmi [amd]",
+    "apple": "measured: Apple Silicon CPU, GPU, ANE and DRAM energy (IOReport) [apple]",
+    "jetson": "measured: NVIDIA Jetson INA3221/INA238 power rails, integrated over the window",
+    "rapl": "measured: Intel/AMD CPU package and DRAM energy through Linux RAPL",
+    "codecarbon": "estimated: this process's CPU time x the CPU's TDP (CodeCarbon data) "
+    "[codecarbon]",
+    "roofline": "modelled: the test's torch operations on a target GPU (--energy-target) "
+    "[roofline]",
+}
 
 
 def _import(target: str, spec: str) -> object:
