@@ -232,9 +232,11 @@ class OpCounter:
         self._reduction_tag = torch.Tag.reduction
         self._pointwise_tag = torch.Tag.pointwise
         self._inplace_view_tag = torch.Tag.inplace_view
-        self._kinds: dict[int, int] = {}
+        self.kinds: dict[int, int] = {}
+        """Op kind by ``id(OpOverload)``."""
         self._arguments: dict[int, dict[str, int]] = {}
-        self._costs: dict[tuple[Any, ...], tuple[Cost, ...]] = {}
+        self.cache: dict[tuple[Any, ...], tuple[Cost, ...]] = {}
+        """Costs by call signature (:meth:`key`)."""
         self._matmul_fp32 = "fp32"
         self._conv_fp32 = "fp32"
         self.counts: dict[Cost, int] = {}
@@ -260,17 +262,17 @@ class OpCounter:
         conv = "tf32" if torch.backends.cudnn.allow_tf32 else "fp32"
         if (matmul, conv) != (self._matmul_fp32, self._conv_fp32):
             self._matmul_fp32, self._conv_fp32 = matmul, conv
-            self._costs.clear()
+            self.cache.clear()
 
     # -- classification ---------------------------------------------------------------------
 
     def kind(self, func: Any) -> int:
         # keyed by identity: OpOverload objects live as long as torch, and their __hash__
         # is a Python call
-        kind = self._kinds.get(id(func))
+        kind = self.kinds.get(id(func))
         if kind is None:
             kind = self._classify(func)
-            self._kinds[id(func)] = kind
+            self.kinds[id(func)] = kind
         return kind
 
     def _classify(self, func: Any) -> int:
@@ -392,7 +394,7 @@ class OpCounter:
         if kind == INDEXED_WRITE:  # index_fill's dim changes what it writes
             key = (*key, *(a for a in args if a.__class__ is int))
         try:
-            return self._costs[key]
+            return self.cache[key]
         except KeyError:
             pass
         except TypeError:  # an unhashable argument: cost it without caching
@@ -402,12 +404,12 @@ class OpCounter:
         return costs
 
     def cached(self, key: Any) -> tuple[Cost, ...] | None:
-        return self._costs.get(key)
+        return self.cache.get(key)
 
     def remember(self, key: Any, costs: tuple[Cost, ...]) -> None:
-        if len(self._costs) >= CACHE_LIMIT:
-            self._costs.clear()
-        self._costs[key] = costs
+        if len(self.cache) >= CACHE_LIMIT:
+            self.cache.clear()
+        self.cache[key] = costs
 
     def _tensors(self, value: Any) -> Iterator[Any]:
         if isinstance(value, self._tensor):
