@@ -64,7 +64,7 @@ def test_h200_and_b200() -> None:
 
 def test_shipped_coefficients_are_provisional_until_fitted() -> None:
     # benchmarks/roofline_fit.py replaces the values and sources and adds [validation]
-    coefficients, sources, validation = shared_coefficients()
+    _, sources, validation = shared_coefficients()
     assert set(sources) == set(model.COEFFICIENT_NAMES)
     if validation is None:
         assert all(text.startswith("PROVISIONAL") for text in sources.values())
