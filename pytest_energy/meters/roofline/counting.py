@@ -32,6 +32,7 @@ from typing import Any
 
 from ...errors import MeterUnavailable
 from . import costs as _costs
+from . import optables as _tables
 from .costs import Cost, OpCounter
 from .model import OpRecord
 
@@ -145,8 +146,8 @@ def observer(torch: types.ModuleType, counter: OpCounter) -> Callable[[], Any]:
     from torch.utils._python_dispatch import TorchDispatchMode
 
     kinds, cached, counts = counter.kinds, counter.cache, counter.counts
-    ZERO, LINEAR, DECOMPOSE = _costs.ZERO, _costs.LINEAR, _costs.DECOMPOSE
-    REPLAY, ATTENTION, INDEXED_WRITE = _costs.REPLAY, _costs.ATTENTION, _costs.INDEXED_WRITE
+    ZERO, LINEAR, DECOMPOSE = _tables.ZERO, _tables.LINEAR, _tables.DECOMPOSE
+    REPLAY, ATTENTION, INDEXED_WRITE = _tables.REPLAY, _tables.ATTENTION, _tables.INDEXED_WRITE
     aten_sdpa = torch.ops.aten.scaled_dot_product_attention.default
     python_sdpa = torch.nn.functional.scaled_dot_product_attention
     python_mha = torch.nn.functional.multi_head_attention_forward
@@ -184,7 +185,7 @@ def observer(torch: types.ModuleType, counter: OpCounter) -> Callable[[], Any]:
                     out = func.decompose(*args, **kwargs)
                 if out is not NotImplemented:
                     return out
-                kind = _costs.ELEMENTWISE
+                kind = _tables.ELEMENTWISE
             out = func(*args, **kwargs)
             costs: tuple[Cost, ...] | None
             if kind == REPLAY:
@@ -230,7 +231,7 @@ def observer(torch: types.ModuleType, counter: OpCounter) -> Callable[[], Any]:
                 out = _flash_layout(torch, out, args[0] if args else kwargs.get("query"))
             finally:
                 counter.suspended = False
-            counter.add(counter.costs(_costs.ATTENTION, aten_sdpa, args, kwargs, out))
+            counter.add(counter.costs(_tables.ATTENTION, aten_sdpa, args, kwargs, out))
             return out
 
     @contextmanager
