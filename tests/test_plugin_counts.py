@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("transformers")
 # Imported here, before any in-process run: pytester unloads what a run imported, and torch
 # cannot be imported a second time in one process.
-import tiny_hf  # noqa: E402, F401
-import torch  # noqa: E402, F401
+import tiny_hf  # noqa: F401
+import torch  # noqa: F401
 
 TESTS = Path(__file__).resolve().parent
 BASE = (

@@ -7,12 +7,13 @@ import json
 import re
 
 import pytest
+from plugin_helpers import WORKERS, report_of
 
 pytest.importorskip("xdist")
 
 # xdist workers start from the controller's startup sys.path, so the deterministic meter
 # lives in the rootdir conftest, which pytest imports (and puts on sys.path) in every worker.
-METER = "--energy-meter=conftest:ScriptedMeter"
+METER = WORKERS
 
 # Eight tests with distinct, exactly known costs: test_cost[k] spends k * 3.6 J per inference.
 SUITE = """
@@ -136,27 +137,110 @@ def test_device_lock_serialises_windows_on_one_device(
         assert overlaps >= 1, windows
 
 
-def test_gpu_per_worker_pins_each_worker(
-    xdist_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+FLAKY = """
+import pathlib, pytest
+{spend_import}
+
+def _first_attempt_fails(name):
+    path = pathlib.Path(name)
+    attempt = int(path.read_text()) if path.exists() else 0
+    path.write_text(str(attempt + 1))
+    assert attempt >= 1, "flaky: the first attempt fails"
+
+def test_fixture(energy):
+    energy(lambda: energy.meter.spend(3.6), inferences=1)
+    _first_attempt_fails("fixture.count")
+
+@pytest.mark.energy_budget(kwh=1.0, inferences=2)
+def test_marker_only():
+    spend(7.2)
+    _first_attempt_fails("marker.count")
+"""
+
+
+@pytest.mark.parametrize("workers", [None, "2"], ids=["serial", "xdist"])
+def test_a_flaky_energy_test_passes_on_rerun(
+    xdist_pytester: pytest.Pytester, workers: str | None
 ) -> None:
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    xdist_pytester.makepyfile(test_flaky=FLAKY.format(spend_import="from conftest import spend"))
+    args = ["-p", "rerunfailures", "--reruns", "2", WORKERS, "--energy-min-time=0"]
+    args += ["--energy-rounds=3", "--energy-json=energy.json", "-p", "no:cacheprovider"]
+    if workers:
+        args += ["-n", workers]
+    result = xdist_pytester.runpytest(*args)
+    outcomes = result.parseoutcomes()
+    assert (outcomes.get("passed"), outcomes.get("rerun"), outcomes.get("failed")) == (2, 2, None)
+    assert "used after its test finished" not in result.stdout.str()
+    records = report_of(xdist_pytester)
+    assert set(records) == {"test_flaky.py::test_fixture", "test_flaky.py::test_marker_only"}
+    # the record of the attempt that passed, alone: its own windows, not the first attempt's
+    assert len(records["test_flaky.py::test_fixture"]["windows"]) == 3
+    assert records["test_flaky.py::test_fixture"]["outcome"] == "passed"
+    assert len(records["test_flaky.py::test_marker_only"]["windows"]) == 1
+    assert records["test_flaky.py::test_marker_only"]["kwh_per_1000"] == pytest.approx(0.001)
+
+
+def test_a_crashing_worker_loses_only_its_own_test(xdist_pytester: pytest.Pytester) -> None:
     xdist_pytester.makepyfile(
-        """
+        test_suite="""
         import os, pytest
 
-        @pytest.mark.parametrize("k", range(4))
-        def test_pinned(worker_id, k):
-            expected = {"gw0": "0", "gw1": "1"}[worker_id]
-            assert os.environ["CUDA_VISIBLE_DEVICES"] == expected
+        @pytest.mark.parametrize("k", range(10))
+        def test_cost(energy, k):
+            energy(lambda: energy.meter.spend(3.6 * (k + 1)), inferences=1)
+
+        def test_crash():
+            os._exit(1)
         """
     )
     result = xdist_pytester.runpytest(
-        "-n", "2", "--energy-gpu-per-worker", "-p", "no:cacheprovider"
+        "-n", "2", WORKERS, "--energy-min-time=0", "--energy-rounds=2",
+        "--energy-json=energy.json", "--energy-update-baseline", "-p", "no:cacheprovider",
+    )  # fmt: skip
+    result.assert_outcomes(passed=10, failed=1)
+    records = report_of(xdist_pytester)
+    assert sorted(records) == sorted(f"test_suite.py::test_cost[{k}]" for k in range(10))
+    baseline = (xdist_pytester.path / "energy-baseline.toml").read_text()
+    assert all(f"test_cost[{k}]" in baseline for k in range(10))
+
+
+def test_gpu_pin_is_set_before_a_conftest_can_initialise_cuda(
+    xdist_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fake CUDA runtime: like the real one, it reads CUDA_VISIBLE_DEVICES once, when the
+    # conftest initialises it at import time (torch.cuda.is_available() is enough).
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    xdist_pytester.makepyfile(
+        fakecuda="""
+        import os
+        SEEN = {}
+
+        def init():
+            SEEN.setdefault("devices", os.environ.get("CUDA_VISIBLE_DEVICES"))
+        """,
+        test_pin="""
+        import os, fakecuda
+
+        def test_pinned(worker_id):
+            expected = {"gw0": "3", "gw1": "5"}[worker_id]
+            assert fakecuda.SEEN["devices"] == expected
+            assert os.environ["CUDA_VISIBLE_DEVICES"] == expected
+
+        test_pinned_again = test_pinned
+        """,
+    )
+    conftest = (xdist_pytester.path / "conftest.py").read_text()
+    (xdist_pytester.path / "conftest.py").write_text(
+        "import sys, os\nsys.path.insert(0, os.path.dirname(__file__))\n"
+        "import fakecuda\nfakecuda.init()\n" + conftest
+    )
+    result = xdist_pytester.runpytest(
+        "-n", "2", "--energy-gpu-per-worker", "--dist=each", "-p", "no:cacheprovider"
     )
     result.assert_outcomes(passed=4)
 
 
-def test_gpu_per_worker_with_too_many_workers(
+def test_too_few_gpus_is_one_usage_error(
     xdist_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
@@ -164,8 +248,37 @@ def test_gpu_per_worker_with_too_many_workers(
     result = xdist_pytester.runpytest(
         "-n", "2", "--energy-gpu-per-worker", "-p", "no:cacheprovider"
     )
-    assert result.ret != 0
-    assert (
-        "2 pytest-xdist workers but only 1 GPU(s) visible"
-        in result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    output = result.stdout.str() + result.stderr.str()
+    assert output.count("2 pytest-xdist workers but only 1 GPU(s) visible") == 1
+    assert "Traceback" not in output
+
+
+def test_numpy_readings_cross_to_the_controller(xdist_pytester: pytest.Pytester) -> None:
+    pytest.importorskip("numpy")
+    conftest = (xdist_pytester.path / "conftest.py").read_text()
+    (xdist_pytester.path / "conftest.py").write_text(
+        conftest + "\n\nclass NumpyMeter(ScriptedMeter):\n"
+        "    def read(self):\n"
+        "        import numpy\n"
+        "        return {'fake:0': numpy.float32(self.total)}\n"
     )
+    xdist_pytester.makepyfile(
+        test_np="""
+        import pytest
+
+        @pytest.mark.parametrize("k", range(4))
+        def test_cost(energy, k):
+            energy(lambda: energy.meter.spend(3.6 * (k + 1)), inferences=1)
+        """
+    )
+    result = xdist_pytester.runpytest(
+        "-n", "2", "--energy-meter=conftest:NumpyMeter", "--energy-min-time=0",
+        "--energy-rounds=2", "--energy-json=energy.json", "-p", "no:cacheprovider",
+    )  # fmt: skip
+    result.assert_outcomes(passed=4)
+    records = report_of(xdist_pytester)
+    assert len(records) == 4
+    assert records["test_np.py::test_cost[0]"]["kwh_per_1000"] == pytest.approx(0.001)
+
+
