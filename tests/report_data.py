@@ -156,3 +156,33 @@ def run_info(*, carbon: bool = True, phone_charge_kwh: float | None = None) -> R
 
     settings = Settings() if phone_charge_kwh is None else Settings(phone_charge_kwh=phone_charge_kwh)
     return RunInfo.create(results(), settings=settings, intensity=FRANCE if carbon else None, now=NOW)
+
+
+ROOFLINE_HW = "NVIDIA H100 SXM (roofline v3, eager)"
+
+
+def modelled(nodeid: str, kwh: float, split: dict[str, float], inferences: int = 8) -> Result:
+    """A roofline record of one window whose modelled energy divides as ``split`` (shares)."""
+    energy = kwh * J_PER_KWH * inferences / 1000.0
+    counts = {f"energy_j:{name}": energy * share for name, share in split.items()}
+    counts |= {"flops": 2e9 * inferences, "bytes": 1e7 * inferences, "kernels": 40.0 * inferences}
+    window = Window(energy_j=energy, duration_s=0.0, work=Work(inferences), counts=counts,
+                    start_unix_s=1_736_942_400.0)  # fmt: skip
+    record = Record.of_windows(
+        nodeid,
+        Provenance("roofline", ROOFLINE_HW, estimated=True, deterministic=True, engine="eager",
+                   target="H100-SXM", description="modelled, not measured"),  # fmt: skip
+        [window],
+    )
+    rule = Rule(tolerance_pct=1.0, alpha=DEFAULT_ALPHA, run_spread_pct=None, deterministic=True)
+    return Result(record, judge(record, None, rule), outcome="passed")
+
+
+def modelled_results() -> list[Result]:
+    """A tiny, launch-bound model and a production-size one, as the roofline meter sees them."""
+    return [
+        modelled("tests/test_tiny.py::test_vit_tiny", 2e-7,
+                 {"matmul": 0.06, "attention": 0.02, "other": 0.02, "overhead": 0.9}),
+        modelled("tests/test_llm.py::test_llama_8b_decode", 0.13,
+                 {"matmul": 0.55, "attention": 0.2, "other": 0.1, "overhead": 0.15}),
+    ]  # fmt: skip

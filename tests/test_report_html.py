@@ -230,3 +230,31 @@ def test_chromium_sorts_on_load_from_the_url(tmp_path: Path) -> None:
     # then #3, which has no baseline and so no change.
     assert order == ["1", "6", "5", "4", "8", "7", "2", "3"]
     assert 'data-key="change" data-type="num" class="num" aria-sort="descending"' in dom
+
+
+def test_modelled_figures_show_where_the_energy_goes_not_a_spread() -> None:
+    need_matplotlib()
+    results = data.modelled_results()
+    page = html.render(results, RunInfo.create(results, now=data.NOW))
+    assert '<figure id="chart-split">' in page and '<figure id="chart-spread">' not in page
+    assert "Where the modelled energy goes, per inference" in page
+    assert "✓ 2 modelled tests within budget and baseline" in page
+    assert '<span class="tag">modelled</span>' in page
+    mixed = [*results, *data.results()[:2]]
+    both = html.render(mixed, RunInfo.create(mixed, now=data.NOW))
+    assert '<figure id="chart-split">' in both and '<figure id="chart-spread">' in both
+
+
+def test_chromium_draws_the_energy_split(tmp_path: Path) -> None:
+    """The screenshot check of the stacked bars: the page renders in a real browser, the
+    split chart is in its DOM, and a screenshot of it is written."""
+    need_matplotlib()
+    results = data.modelled_results()
+    path = tmp_path / "energy.html"
+    path.write_text(html.render(results, RunInfo.create(results, now=data.NOW)), encoding="utf-8")
+    dom = browser(tmp_path, path.as_uri(), "--dump-dom")
+    split = dom.split('<figure id="chart-split">', 1)[1].split("</figure>", 1)[0]
+    assert "<svg" in split and 'aria-label="Where the modelled energy goes, per inference"' in split
+    shot = tmp_path / "split.png"
+    browser(tmp_path, path.as_uri(), f"--screenshot={shot}", "--window-size=1280,1400")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000

@@ -34,6 +34,7 @@ SPLIT = (
     ("matmul", "#1d4ed8", "matrix products"),
     ("attention", "#7c3aed", "attention"),
     ("other", "#0f766e", "other kernels"),
+    ("collective", "#be185d", "collectives (tensor parallel)"),
     ("overhead", "#d97706", "launch and host"),
 )
 BASELINE_COLOR = "#6b7280"
@@ -290,12 +291,13 @@ def energy_split(results: Sequence[Result]) -> Chart:
             left += share
     ax.set_xlim(0, 100)
     ax.set_xlabel("share of the modelled energy per inference (%)")
-    for _, color, text in SPLIT:
-        ax.barh([], [], color=color, label=text)
+    from matplotlib.patches import Patch
+
     ax.legend(
+        handles=[Patch(facecolor=color, label=text) for _, color, text in SPLIT],
         loc="upper center",
         bbox_to_anchor=(0.5, -0.12 - 1.0 / (len(results) + 3)),
-        ncols=4,
+        ncols=3,
         frameon=False,
     )
     return Chart(
