@@ -295,3 +295,44 @@ def test_a_window_waiting_for_its_device_lock_says_so_past_capture(
         timer.join()
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["pytest-energy: waiting for the lock on test-rig-fake:0 *"])
+
+
+def test_ctrl_c_while_waiting_for_the_baseline_lock_ends_in_one_line(
+    meter_pytester: pytest.Pytester,
+) -> None:
+    """0.2 ended with a raw filelock traceback."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    meter_pytester.makepyfile(test_a="def test_a(energy):\n    energy(lambda: energy.meter.spend(3.6), inferences=1)\n")
+    lock = filelock.FileLock(str(meter_pytester.path / "energy-baseline.toml.lock"))
+    lock.acquire()
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "pytest", *BASE, "--energy-update-baseline"],
+            cwd=meter_pytester.path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**__import__("os").environ, "PYTHONPATH": str(meter_pytester.path)},
+        )
+        assert child.stdout is not None
+        lines = []
+        deadline = time.monotonic() + 60
+        for line in child.stdout:
+            lines.append(line)
+            if "waiting for the baseline lock" in line or time.monotonic() > deadline:
+                break
+        child.send_signal(signal.SIGINT)
+        rest, _ = child.communicate(timeout=60)
+    finally:
+        lock.release()
+    output = "".join(lines) + rest
+    assert "waiting for the baseline lock" in output
+    assert child.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "Traceback" not in output and "INTERNALERROR" not in output, output
+    assert "interrupted while writing the energy baseline or reports" in output
+    assert "KeyboardInterrupt" in output  # pytest's own interrupted summary
+    assert not (meter_pytester.path / "energy-baseline.toml").exists()

@@ -282,3 +282,30 @@ def test_numpy_readings_cross_to_the_controller(xdist_pytester: pytest.Pytester)
     assert records["test_np.py::test_cost[0]"]["kwh_per_1000"] == pytest.approx(0.001)
 
 
+
+
+def test_a_workers_notes_reach_the_controllers_summary_once(
+    xdist_pytester: pytest.Pytester,
+) -> None:
+    """0.2 kept a worker's warnings on the worker: the summary never showed them."""
+    conftest = (xdist_pytester.path / "conftest.py").read_text()
+    (xdist_pytester.path / "conftest.py").write_text(
+        conftest + "\n\nclass Model(ScriptedMeter):\n"
+        "    estimated = True\n    deterministic = True\n"
+    )
+    xdist_pytester.makepyfile(
+        test_many="""
+        import pytest
+
+        @pytest.mark.parametrize("k", range(4))
+        def test_cost(energy, k):
+            energy(lambda: energy.meter.spend(3.6), inferences=1)
+        """
+    )
+    result = xdist_pytester.runpytest(
+        "-n", "2", "--energy-meter=conftest:Model", "--energy-subtract-idle",
+        "-p", "no:cacheprovider",
+    )  # fmt: skip
+    result.assert_outcomes(passed=4)
+    notes = [line for line in result.outlines if "--energy-subtract-idle has no effect" in line]
+    assert len(notes) == 1, result.outlines
