@@ -579,23 +579,17 @@ WORKLOADS: dict[str, Workload] = _workloads()
 # --------------------------------------------------------------------------- counting and the cache
 
 
-def _record_rows(trace: object) -> list[list[Any]]:
-    """Plain lists ``[op_class, flops, bytes, peak_key, count]`` of a trace's records."""
-    return [
-        [r.op_class, int(r.flops), int(r.bytes), r.peak_key, int(r.count)]
-        for r in counting.records(trace)  # type: ignore[attr-defined]
-    ]
-
-
 def count(name: str, shape: Shape) -> list[list[Any]]:
-    """Count one inference of workload ``name`` at ``shape``: merged op records as lists."""
-    merged: dict[tuple[str, int, int, str], int] = {}
+    """Count one inference of workload ``name`` at ``shape``: merged op records as lists
+    ``[op_class, flops, bytes, peak_key, count, fusible]`` (``model.OpRecord``'s fields)."""
+    merged: dict[tuple[str, int, int, str, bool], int] = {}
     with torch.inference_mode():
         for fn, repeat in WORKLOADS[name].build(shape):
-            for op_class, flops, nbytes, peak_key, n in _record_rows(counting.trace(fn)):
-                key = (op_class, flops, nbytes, peak_key)
-                merged[key] = merged.get(key, 0) + n * repeat
-    return [[*key, n] for key, n in sorted(merged.items())]
+            for r in counting.trace(fn).records:
+                key = (r.op_class, int(r.flops), int(r.bytes), r.peak_key, bool(r.fusible))
+                merged[key] = merged.get(key, 0) + int(r.count) * repeat
+    return [[op_class, flops, nbytes, peak, n, fusible]
+            for (op_class, flops, nbytes, peak, fusible), n in sorted(merged.items())]
 
 
 def cache_key(name: str, shape: Shape) -> str:
