@@ -22,7 +22,10 @@ bandwidth, so they transfer between GPUs), that minimises
     sum over fit rows of  w_row * log(modelled / measured) ** 2
       + sum over coefficients of  (log(value / prior) / log(PRIOR_SPREAD)) ** 2
 
-with ``scipy.optimize.least_squares``. A row's weight is 1 / (rows of the same model on the
+plus, for the rows whose source publishes a latency or a throughput, TIME_WEIGHT times the
+same term for the modelled against the measured time of the row's work (energy alone cannot
+tell a slow kernel at low power from a fast one at high power; time can), with
+``scipy.optimize.least_squares``. A row's weight is 1 / (rows of the same model on the
 same GPU and engine), so that a sweep of batch sizes counts once per model, not once per
 point. The prior term is weak (a factor PRIOR_SPREAD = 3 costs as much as one row off by a
 factor e): it keeps the coefficients that the rows barely constrain (the interconnect, the
@@ -74,6 +77,10 @@ PROFILES_TOML = Path(profiles.__file__).with_name("profiles.toml")
 #: that is off by a factor e.
 PRIOR_SPREAD = 3.0
 
+#: Weight of a row's time residual against its energy residual: time is a constraint that
+#: separates the achieved efficiencies from the power fractions, energy is the target.
+TIME_WEIGHT = 0.25
+
 #: Starting point and weak prior of each coefficient, with its physical reason.
 PRIORS: dict[str, tuple[float, str]] = {
     "eta_compute_max": (0.6, "large GEMMs reach 60-75% of the dense peak (cuBLAS at scale)"),
@@ -109,6 +116,8 @@ class Row:
     measured: float
     unit: str
     shape: workloads.Shape
+    measured_time_s: float | None
+    """Seconds the row's whole work took, where the source publishes it."""
 
     @property
     def per(self) -> int:
@@ -153,7 +162,8 @@ def load_rows(path: Path = TABLE) -> list[Row]:
         rows.append(
             Row(raw["id"], raw["split"], raw["source"], raw["model"], raw["workload"],
                 raw["gpu"], int(raw["gpus"]), raw["engine"], float(raw["measured"]),
-                raw["unit"], shape)
+                raw["unit"], shape,
+                float(raw["measured_time_s"]) if "measured_time_s" in raw else None)
         )
     ids = Counter(row.id for row in rows)
     duplicates = [key for key, n in ids.items() if n > 1]
@@ -196,13 +206,17 @@ def prepare(rows: Sequence[Row], *, recount: bool = False,
     return out
 
 
-def modelled(item: Prepared, coefficients: model.Coefficients) -> float:
-    """The modelled value of a row, in the row's unit."""
-    breakdown = model.evaluate(
+def breakdown(item: Prepared, coefficients: model.Coefficients) -> model.Breakdown:
+    """The model's energy and time of a row's whole work."""
+    return model.evaluate(
         item.profile, coefficients, item.records,
         engine=item.row.engine, tensor_parallel=item.row.gpus,
     )
-    return breakdown.energy_j / item.row.per
+
+
+def modelled(item: Prepared, coefficients: model.Coefficients) -> float:
+    """The modelled value of a row, in the row's unit."""
+    return breakdown(item, coefficients).energy_j / item.row.per
 
 
 # --------------------------------------------------------------------------- the fit
@@ -227,10 +241,12 @@ def weights(items: Sequence[Prepared]) -> list[float]:
 
 def residuals(x: Sequence[float], items: Sequence[Prepared], w: Sequence[float]) -> list[float]:
     c = to_coefficients(x)
-    out = [
-        math.sqrt(wi) * math.log(modelled(item, c) / item.row.measured)
-        for item, wi in zip(items, w)
-    ]
+    out: list[float] = []
+    for item, wi in zip(items, w):
+        b = breakdown(item, c)
+        out.append(math.sqrt(wi) * math.log(b.energy_j / item.row.per / item.row.measured))
+        if item.row.measured_time_s is not None:
+            out.append(math.sqrt(wi * TIME_WEIGHT) * math.log(b.time_s / item.row.measured_time_s))
     spread = math.log(PRIOR_SPREAD)
     out += [(v - math.log(PRIORS[name][0])) / spread for name, v in zip(NAMES, x)]
     return out
@@ -268,10 +284,17 @@ def rounded(c: model.Coefficients, digits: int = 4) -> model.Coefficients:
 class Result:
     row: Row
     modelled: float
+    time_s: float
+    """The modelled time of the row's whole work."""
 
     @property
     def ratio(self) -> float:
         return self.modelled / self.row.measured
+
+    @property
+    def time_ratio(self) -> float | None:
+        t = self.row.measured_time_s
+        return None if t is None else self.time_s / t
 
 
 @dataclass(frozen=True)
@@ -298,15 +321,22 @@ def summarise(results: Sequence[Result]) -> Summary:
 
 
 def evaluate_rows(items: Sequence[Prepared], c: model.Coefficients) -> list[Result]:
-    return [Result(item.row, modelled(item, c)) for item in items]
+    out = []
+    for item in items:
+        b = breakdown(item, c)
+        out.append(Result(item.row, b.energy_j / item.row.per, b.time_s))
+    return out
 
 
 def text_table(results: Sequence[Result]) -> str:
-    lines = [f"{'row':<62} {'gpu':<13} {'unit':<15} {'measured':>10} {'modelled':>10} {'ratio':>6}"]
+    lines = [f"{'row':<62} {'gpu':<15} {'unit':<15} {'measured':>10} {'modelled':>10} "
+             f"{'ratio':>6} {'time':>6}"]
     for r in results:
+        t = r.time_ratio
         lines.append(
-            f"{r.row.id:<62} {r.row.gpu + 'x' + str(r.row.gpus):<13} {r.row.unit:<15} "
-            f"{r.row.measured:>10.4g} {r.modelled:>10.4g} {r.ratio:>6.2f}"
+            f"{r.row.id:<62} {r.row.gpu + 'x' + str(r.row.gpus):<15} {r.row.unit:<15} "
+            f"{r.row.measured:>10.4g} {r.modelled:>10.4g} {r.ratio:>6.2f} "
+            f"{'' if t is None else f'{t:.2f}':>6}"
         )
     return "\n".join(lines)
 

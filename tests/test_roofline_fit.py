@@ -6,6 +6,7 @@ tests need neither a GPU nor the minutes it takes to count a 70B model.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -166,3 +167,44 @@ def test_fit_source_names_the_fit_and_the_table() -> None:
     )
     for name in fit.NAMES:
         assert profiles.shared_coefficients()[1][name].startswith("fitted by benchmarks/roofline_fit.py")
+
+
+def test_sampled_decode_steps_agree_with_every_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the workload counts DECODE_SAMPLES decode steps, each for a block of steps: FLOPs and
+    # bytes are exact, and energy within 0.5% of counting every step
+    tiny = ("LlamaConfig", dict(hidden_size=256, intermediate_size=512, num_hidden_layers=2,
+                                num_attention_heads=4, num_key_value_heads=2,
+                                vocab_size=1000), "test", 0)
+    monkeypatch.setitem(workloads.LLM_CONFIGS, "tiny-llama", tiny)
+    monkeypatch.setitem(workloads.WORKLOADS, "tiny-llama",
+                        dataclasses.replace(workloads.WORKLOADS["llama-3.1-8b"],
+                                            build=lambda s: workloads._llm_segments("tiny-llama", s)))
+    profile = fit.profile_for("H100-SXM")
+    for engine in ("eager", "compiled"):
+        shape = workloads.Shape(batch=2, precision="bf16", engine=engine, input_tokens=40,
+                                output_tokens=60)
+        sampled = [model.OpRecord(*r) for r in workloads.count("tiny-llama", shape)]
+        every = [model.OpRecord(*r) for r in _every_step("tiny-llama", shape)]
+        a = model.evaluate(profile, _shipped(), sampled, engine=engine)
+        b = model.evaluate(profile, _shipped(), every, engine=engine)
+        assert (a.flops, a.bytes, a.kernels) == (b.flops, b.bytes, b.kernels)
+        assert a.energy_j == pytest.approx(b.energy_j, rel=5e-3)
+
+
+def _every_step(name: str, shape: workloads.Shape) -> list[list[object]]:
+    from pytest_energy.meters.roofline import counting
+
+    llm = workloads._llm(name, shape.dtype)
+    with torch.device("meta"):
+        prompt = torch.zeros(shape.batch, shape.input_tokens, dtype=torch.long)
+        token = torch.zeros(shape.batch, 1, dtype=torch.long)
+    cache = workloads._cache(llm, shape, 0)
+
+    def run() -> None:
+        llm(input_ids=prompt, cache=cache, use_cache=True, logits_to_keep=1)
+        for _ in range(shape.output_tokens - 1):
+            llm(input_ids=token, cache=cache, use_cache=True, logits_to_keep=1)
+
+    with torch.inference_mode():
+        records = counting.trace(run).records
+    return [[r.op_class, r.flops, r.bytes, r.peak_key, r.count, r.fusible] for r in records]
