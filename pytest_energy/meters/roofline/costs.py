@@ -586,4 +586,16 @@ class OpCounter:
 
 
 def _nbytes(tensor: Any) -> int:
-    return int(tensor.numel() * tensor.element_size())
+    """Bytes of the distinct elements a tensor addresses: a broadcast (stride-0) dimension
+    of an ``expand`` view is read once, not once per repeat."""
+    try:
+        strides = tensor.stride()
+    except (RuntimeError, NotImplementedError):  # sparse, nested: no strides
+        return int(tensor.numel() * tensor.element_size())
+    unique = 1
+    for size, stride in zip(tensor.shape, strides, strict=True):
+        if stride != 0:
+            unique *= size
+        elif size == 0:
+            return 0
+    return int(unique * tensor.element_size())

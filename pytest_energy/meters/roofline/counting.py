@@ -66,20 +66,33 @@ def _eval_dropout(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> b
     return train is False
 
 
-def _flash_layout(torch: types.ModuleType, out: Any) -> Any:
-    """A meta attention output laid out as a flash kernel writes it, (B, L, H, D) in memory.
+def _linear_is_one_kernel(args: tuple[Any, ...]) -> bool:
+    """Whether ``aten.linear(input, weight, bias)`` runs as one addmm / mm, as its
+    composite does for a 2-d input with a bias, a contiguous 3-d input with a bias, or a
+    contiguous input without one; otherwise it runs matmul (copying a strided input)
+    and adds the bias separately, and is decomposed like any composite."""
+    x = args[0]
+    bias = args[2] if len(args) > 2 else None
+    if bias is None:
+        return bool(x.is_contiguous())
+    return x.dim() == 2 or (x.dim() == 3 and bool(x.is_contiguous()))
 
-    On CPU and CUDA the fused kernels return their (B, H, L, D) output transposed in
-    memory, so the ``transpose(1, 2)`` models do next is contiguous for free; the math path
-    that meta runs returns it contiguous, which would cost an extra copy. Run uncounted.
+
+def _flash_layout(torch: types.ModuleType, out: Any, query: Any) -> Any:
+    """A meta attention output laid out in memory as a fused kernel writes it: like the query.
+
+    The fused kernels on CPU and CUDA allocate their output with the query's strides, so
+    that the transpose models do next (back to (B, L, H, D)) is contiguous for free; the
+    math path that meta runs returns it contiguous, which would cost an extra copy.
     """
     if (
         isinstance(out, torch.Tensor)
         and out.device.type == "meta"
-        and out.dim() == 4
-        and out.is_contiguous()
+        and isinstance(query, torch.Tensor)
+        and out.shape == query.shape
+        and out.dtype == query.dtype
     ):
-        return out.transpose(1, 2).contiguous().transpose(1, 2)
+        return torch.empty_like(query)
     return out
 
 
@@ -128,11 +141,12 @@ def _replay(
 
 def observer(torch: types.ModuleType, counter: OpCounter) -> Callable[[], Any]:
     """A function returning a fresh context manager that counts ops into ``counter``."""
-    from torch.overrides import TorchFunctionMode
+    from torch.overrides import TorchFunctionMode, redispatch_function
     from torch.utils._python_dispatch import TorchDispatchMode
 
     aten_sdpa = torch.ops.aten.scaled_dot_product_attention.default
     python_sdpa = torch.nn.functional.scaled_dot_product_attention
+    python_mha = torch.nn.functional.multi_head_attention_forward
 
     class _CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         def __torch_dispatch__(
@@ -146,6 +160,8 @@ def observer(torch: types.ModuleType, counter: OpCounter) -> Callable[[], Any]:
             if counter.suspended:
                 return func(*args, **kwargs)
             kind = counter.kind(func)
+            if kind == _costs.LINEAR and not _linear_is_one_kernel(args):
+                kind = _costs.DECOMPOSE
             if kind == _costs.DECOMPOSE:
                 if _eval_dropout(func, args, kwargs):
                     # an identity in eval mode: no kernel (its decomposition adds a clone)
@@ -157,7 +173,7 @@ def observer(torch: types.ModuleType, counter: OpCounter) -> Callable[[], Any]:
                 kind = _costs.ELEMENTWISE
             out = func(*args, **kwargs)
             if kind == _costs.ATTENTION:
-                out = _flash_layout(torch, out)
+                out = _flash_layout(torch, out, args[0])
             if kind == _costs.REPLAY:
                 counter.add(_replay(torch, counter, self, func, args, kwargs, out))
             elif kind != _costs.ZERO:
@@ -176,10 +192,16 @@ def observer(torch: types.ModuleType, counter: OpCounter) -> Callable[[], Any]:
         ) -> Any:
             kwargs = kwargs or {}
             if func is not python_sdpa or counter.suspended:
+                if func is python_mha:
+                    # it calls attention inside, and the mode is off while this handler
+                    # runs: re-enter it, skipping this function's own torch-function check
+                    with self:
+                        return redispatch_function(func, types, args, kwargs)  # type: ignore[no-untyped-call]
                 return func(*args, **kwargs)
             counter.suspended = True
             try:
-                out = _flash_layout(torch, func(*args, **kwargs))
+                out = func(*args, **kwargs)
+                out = _flash_layout(torch, out, args[0] if args else kwargs.get("query"))
             finally:
                 counter.suspended = False
             counter.add(counter.costs(_costs.ATTENTION, aten_sdpa, args, kwargs, out))

@@ -100,6 +100,15 @@ class RooflineMeter:
         finally:
             self._counter.capture = saved
 
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Inside :meth:`observe`: the operations run here are not counted (set-up)."""
+        saved, self._counter.suspended = self._counter.suspended, True
+        try:
+            yield
+        finally:
+            self._counter.suspended = saved
+
     def cost_of(self, record: OpRecord) -> Cost:
         """A priced cost for ``record``, to :meth:`add` operations that were not dispatched."""
         return self._counter.make(record)
