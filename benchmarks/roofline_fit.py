@@ -54,7 +54,6 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -84,17 +83,41 @@ TIME_WEIGHT = 0.25
 #: Starting point and weak prior of each coefficient, with its physical reason.
 PRIORS: dict[str, tuple[float, str]] = {
     "eta_compute_max": (0.6, "large GEMMs reach 60-75% of the dense peak (cuBLAS at scale)"),
-    "compute_half_s": (5e-6, "a GEMM of ~5 us at peak reaches half its best efficiency"),
+    "compute_half_s": (
+        1e-6,
+        "an op of ~1 us of work at peak reaches half its best efficiency; "
+        "the model adds it to every op with FLOPs, pointwise ones too, so it is "
+        "also the floor of a small kernel, which is about that",
+    ),
     "eta_memory_max": (0.7, "streaming kernels reach 60-80% of the HBM bandwidth"),
-    "memory_half_s": (3e-6, "a ~3 us stream at full bandwidth reaches half its best rate"),
-    "kernel_min_s": (3e-6, "the shortest kernel on the GPU, launch latency included"),
-    "host_s": (1.9e-5, "eager PyTorch: about 19 us of Python, dispatch and launch per op (issue 19)"),
+    "memory_half_s": (
+        1e-6,
+        "a ~1 us transfer at full bandwidth (3 MB on an H100) reaches half its best rate",
+    ),
+    "kernel_min_s": (2e-6, "the shortest kernels on A100/H100 take about 2 us"),
+    "host_s": (
+        1.9e-5,
+        "eager PyTorch: about 19 us of Python, dispatch and launch per op (issue 19)",
+    ),
     "graph_gap_s": (1e-6, "CUDA graph replay: about 1 us between kernels"),
     "eta_interconnect_max": (0.7, "NCCL all-reduce bus bandwidth: ~70% of NVLink"),
     "collective_latency_s": (1e-5, "a small NCCL all-reduce takes ~10 us"),
     "static_power_frac": (0.3, "an active but waiting board draws ~30% of TDP"),
     "compute_power_frac": (0.7, "TDP-limited at full tensor-core load: static + dynamic ~ TDP"),
     "memory_power_frac": (0.35, "HBM streaming adds ~35% of TDP at full bandwidth"),
+}
+
+
+#: Coefficients fitted separately for one GPU, with the reason; their prior is the shared
+#: value, with the same spread. Every other GPU uses the shared coefficients.
+OVERRIDES: dict[str, tuple[tuple[str, ...], str]] = {
+    "B200": (
+        ("eta_compute_max", "static_power_frac"),
+        "the B200 rows (ML.ENERGY v3: vLLM 0.11, xDiT 0.4.5) reach a smaller fraction of the "
+        "2.25 PFLOPS dense bf16 peak than the H100 rows of the same software, and idle at a "
+        "different fraction of their 1,000 W; 10 fit rows (LLM decode at batch 8 to 2,048 on "
+        "one and two boards, three diffusion transformers) constrain both",
+    ),
 }
 
 
@@ -160,10 +183,20 @@ def load_rows(path: Path = TABLE) -> list[Row]:
             width=width,
         )
         rows.append(
-            Row(raw["id"], raw["split"], raw["source"], raw["model"], raw["workload"],
-                raw["gpu"], int(raw["gpus"]), raw["engine"], float(raw["measured"]),
-                raw["unit"], shape,
-                float(raw["measured_time_s"]) if "measured_time_s" in raw else None)
+            Row(
+                raw["id"],
+                raw["split"],
+                raw["source"],
+                raw["model"],
+                raw["workload"],
+                raw["gpu"],
+                int(raw["gpus"]),
+                raw["engine"],
+                float(raw["measured"]),
+                raw["unit"],
+                shape,
+                float(raw["measured_time_s"]) if "measured_time_s" in raw else None,
+            )
         )
     ids = Counter(row.id for row in rows)
     duplicates = [key for key, n in ids.items() if n > 1]
@@ -194,8 +227,9 @@ class Prepared:
     records: tuple[model.OpRecord, ...]
 
 
-def prepare(rows: Sequence[Row], *, recount: bool = False,
-            progress: Callable[[str], None] | None = None) -> list[Prepared]:
+def prepare(
+    rows: Sequence[Row], *, recount: bool = False, progress: Callable[[str], None] | None = None
+) -> list[Prepared]:
     out = []
     for row in rows:
         start = time.perf_counter()
@@ -209,8 +243,11 @@ def prepare(rows: Sequence[Row], *, recount: bool = False,
 def breakdown(item: Prepared, coefficients: model.Coefficients) -> model.Breakdown:
     """The model's energy and time of a row's whole work."""
     return model.evaluate(
-        item.profile, coefficients, item.records,
-        engine=item.row.engine, tensor_parallel=item.row.gpus,
+        item.profile,
+        coefficients,
+        item.records,
+        engine=item.row.engine,
+        tensor_parallel=item.row.gpus,
     )
 
 
@@ -222,6 +259,37 @@ def modelled(item: Prepared, coefficients: model.Coefficients) -> float:
 # --------------------------------------------------------------------------- the fit
 
 NAMES: tuple[str, ...] = model.COEFFICIENT_NAMES
+#: The fitted parameters beyond the shared coefficients: (GPU, coefficient).
+EXTRA: tuple[tuple[str, str], ...] = tuple(
+    (gpu, name) for gpu, (names, _) in OVERRIDES.items() for name in names
+)
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """The shared coefficients and the per-GPU overrides of :data:`OVERRIDES`."""
+
+    shared: model.Coefficients
+    per_gpu: Mapping[str, Mapping[str, float]]
+
+    def for_gpu(self, gpu: str) -> model.Coefficients:
+        return dataclasses.replace(self.shared, **self.per_gpu.get(gpu, {}))
+
+    def values(self) -> list[tuple[str, float]]:
+        """(``name`` or ``GPU.name``, value), shared first."""
+        out = [(name, float(getattr(self.shared, name))) for name in NAMES]
+        out += [(f"{gpu}.{name}", float(self.per_gpu[gpu][name])) for gpu, name in EXTRA]
+        return out
+
+
+def shipped() -> Fitted:
+    """The coefficients profiles.toml ships: shared, and the overridden ones per GPU."""
+    shared = profiles.shared_coefficients()[0]
+    per_gpu = {
+        gpu: {name: float(getattr(profile_for(gpu).coefficients, name)) for name in names}
+        for gpu, (names, _) in OVERRIDES.items()
+    }
+    return Fitted(shared, per_gpu)
 
 
 def _bounds(name: str) -> tuple[float, float]:
@@ -230,8 +298,14 @@ def _bounds(name: str) -> tuple[float, float]:
     return math.log(max(low, 1e-9)), math.log(high)
 
 
-def to_coefficients(x: Sequence[float]) -> model.Coefficients:
-    return model.Coefficients(**{name: math.exp(v) for name, v in zip(NAMES, x)})
+def to_fitted(x: Sequence[float]) -> Fitted:
+    shared = model.Coefficients(
+        **{name: math.exp(v) for name, v in zip(NAMES, x[: len(NAMES)], strict=True)}
+    )
+    per_gpu: dict[str, dict[str, float]] = {}
+    for (gpu, name), v in zip(EXTRA, x[len(NAMES) :], strict=True):
+        per_gpu.setdefault(gpu, {})[name] = math.exp(v)
+    return Fitted(shared, per_gpu)
 
 
 def weights(items: Sequence[Prepared]) -> list[float]:
@@ -240,41 +314,60 @@ def weights(items: Sequence[Prepared]) -> list[float]:
 
 
 def residuals(x: Sequence[float], items: Sequence[Prepared], w: Sequence[float]) -> list[float]:
-    c = to_coefficients(x)
+    fitted = to_fitted(x)
     out: list[float] = []
-    for item, wi in zip(items, w):
-        b = breakdown(item, c)
+    for item, wi in zip(items, w, strict=True):
+        b = breakdown(item, fitted.for_gpu(item.row.gpu))
         out.append(math.sqrt(wi) * math.log(b.energy_j / item.row.per / item.row.measured))
         if item.row.measured_time_s is not None:
             out.append(math.sqrt(wi * TIME_WEIGHT) * math.log(b.time_s / item.row.measured_time_s))
     spread = math.log(PRIOR_SPREAD)
-    out += [(v - math.log(PRIORS[name][0])) / spread for name, v in zip(NAMES, x)]
+    out += [
+        (v - math.log(PRIORS[name][0])) / spread
+        for name, v in zip(NAMES, x[: len(NAMES)], strict=True)
+    ]
+    out += [
+        (v - x[NAMES.index(name)]) / spread
+        for (_, name), v in zip(EXTRA, x[len(NAMES) :], strict=True)
+    ]
     return out
 
 
-def fit(items: Sequence[Prepared], start: model.Coefficients | None = None,
-        *, verbose: int = 0) -> model.Coefficients:
-    """The coefficients that best explain ``items`` (scipy.optimize.least_squares, TRF)."""
+def fit(items: Sequence[Prepared], *, verbose: int = 0) -> Fitted:
+    """The coefficients that best explain ``items`` (scipy.optimize.least_squares, TRF),
+    started from the priors."""
     from scipy.optimize import least_squares
 
-    first = start or model.Coefficients(**{name: PRIORS[name][0] for name in NAMES})
-    x0 = [math.log(getattr(first, name)) for name in NAMES]
-    lows, highs = zip(*(_bounds(name) for name in NAMES))
-    x0 = [min(max(v, lo + 1e-9), hi - 1e-9) for v, lo, hi in zip(x0, lows, highs)]
-    w = weights(items)
+    names = list(NAMES) + [name for _, name in EXTRA]
+    x0 = [math.log(PRIORS[name][0]) for name in names]
+    lows, highs = zip(*(_bounds(name) for name in names), strict=True)
+    x0 = [min(max(v, lo + 1e-9), hi - 1e-9) for v, lo, hi in zip(x0, lows, highs, strict=True)]
     result = least_squares(
-        residuals, x0, bounds=(lows, highs), args=(items, w), method="trf",
-        x_scale=1.0, diff_step=1e-4, xtol=1e-10, ftol=1e-10, gtol=1e-10, max_nfev=400,
+        residuals,
+        x0,
+        bounds=(lows, highs),
+        args=(items, weights(items)),
+        method="trf",
+        x_scale=1.0,
+        diff_step=1e-4,
+        xtol=1e-10,
+        ftol=1e-10,
+        gtol=1e-10,
+        max_nfev=400,
         verbose=verbose,
     )
-    return to_coefficients(result.x)
+    return to_fitted(result.x)
 
 
-def rounded(c: model.Coefficients, digits: int = 4) -> model.Coefficients:
-    """Coefficients at ``digits`` significant digits, as profiles.toml stores them."""
-    return model.Coefficients(**{
-        name: float(f"{getattr(c, name):.{digits}g}") for name in NAMES
-    })
+def _digits(value: float, digits: int = 4) -> float:
+    return float(f"{value:.{digits}g}")
+
+
+def rounded(fitted: Fitted) -> Fitted:
+    """The coefficients at 4 significant digits, as profiles.toml stores them."""
+    shared = model.Coefficients(**{n: _digits(getattr(fitted.shared, n)) for n in NAMES})
+    per_gpu = {g: {n: _digits(v) for n, v in d.items()} for g, d in fitted.per_gpu.items()}
+    return Fitted(shared, per_gpu)
 
 
 # --------------------------------------------------------------------------- reporting
@@ -320,17 +413,19 @@ def summarise(results: Sequence[Result]) -> Summary:
     )
 
 
-def evaluate_rows(items: Sequence[Prepared], c: model.Coefficients) -> list[Result]:
+def evaluate_rows(items: Sequence[Prepared], fitted: Fitted) -> list[Result]:
     out = []
     for item in items:
-        b = breakdown(item, c)
+        b = breakdown(item, fitted.for_gpu(item.row.gpu))
         out.append(Result(item.row, b.energy_j / item.row.per, b.time_s))
     return out
 
 
 def text_table(results: Sequence[Result]) -> str:
-    lines = [f"{'row':<62} {'gpu':<15} {'unit':<15} {'measured':>10} {'modelled':>10} "
-             f"{'ratio':>6} {'time':>6}"]
+    lines = [
+        f"{'row':<62} {'gpu':<15} {'unit':<15} {'measured':>10} {'modelled':>10} "
+        f"{'ratio':>6} {'time':>6}"
+    ]
     for r in results:
         t = r.time_ratio
         lines.append(
@@ -363,8 +458,8 @@ def summary_line(name: str, s: Summary) -> str:
     )
 
 
-def coefficient_lines(c: model.Coefficients) -> list[str]:
-    return [f"{name} = {getattr(c, name):.4g}" for name in NAMES]
+def coefficient_lines(fitted: Fitted) -> list[str]:
+    return [f"{name} = {value:.4g}" for name, value in fitted.values()]
 
 
 # --------------------------------------------------------------------------- profiles.toml
@@ -377,17 +472,31 @@ def fit_source(n_rows: int, when: datetime.date) -> str:
     )
 
 
-def write_profiles(c: model.Coefficients, validation: Summary, n_fit: int,
-                   when: datetime.date, path: Path = PROFILES_TOML) -> None:
+def write_profiles(
+    fitted: Fitted, validation: Summary, n_fit: int, when: datetime.date, path: Path = PROFILES_TOML
+) -> None:
     """Write the fitted coefficients and the validated band into profiles.toml."""
     import tomlkit
 
     doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+    source = fit_source(n_fit, when)
     table = doc["coefficients"]
-    sources = table["sources"]
     for name in NAMES:
-        table[name] = float(f"{getattr(c, name):.4g}")
-        sources[name] = fit_source(n_fit, when)
+        table[name] = _digits(getattr(fitted.shared, name))
+        table["sources"][name] = source
+    for gpu, (names, why) in OVERRIDES.items():
+        gpu_table = doc[gpu]
+        if "coefficients" not in gpu_table:
+            gpu_table["coefficients"] = tomlkit.table()
+        overrides = gpu_table["coefficients"]
+        for name in names:
+            overrides[name] = _digits(fitted.per_gpu[gpu][name])
+        if "sources" not in overrides:
+            overrides["sources"] = tomlkit.table()
+        for name in names:
+            overrides["sources"][name] = f"{source}, for this GPU only: {why}"
+    if "validation" not in doc:
+        doc["validation"] = tomlkit.table()
     band = doc["validation"]
     band["rows"] = validation.rows
     band["median_error_pct"] = round(validation.median_error_pct, 1)
@@ -409,7 +518,7 @@ def run_fit(args: argparse.Namespace) -> None:
     fit_items = [i for i in items if i.row.split == "fit"]
     val_items = [i for i in items if i.row.split == "validate"]
     if args.shipped:
-        c = profiles.shared_coefficients()[0]
+        c = shipped()
         title = "coefficients as shipped in profiles.toml"
     else:
         start = time.perf_counter()
@@ -428,9 +537,15 @@ def run_fit(args: argparse.Namespace) -> None:
         print("### Coefficients\n")
         print("| coefficient | value | prior | why the prior |")
         print("|---|---|---|---|")
-        for name in NAMES:
-            prior, why = PRIORS[name]
-            print(f"| `{name}` | {getattr(c, name):.4g} | {prior:g} | {why} |")
+        for name, value in c.values():
+            base = name.split(".")[-1]
+            prior, why = PRIORS[base]
+            if "." in name:
+                prior, why = (
+                    getattr(c.shared, base),
+                    "the shared value; " + OVERRIDES[name.split(".")[0]][1],
+                )
+            print(f"| `{name}` | {value:.4g} | {prior:.4g} | {why} |")
         return
     print(f"# {title}")
     print("\n".join(coefficient_lines(c)))
@@ -455,7 +570,7 @@ def run_nvml(args: argparse.Namespace) -> None:  # pragma: no cover - needs a GP
     if not torch.cuda.is_available():
         raise SystemExit("--nvml needs a CUDA GPU (torch.cuda.is_available() is False)")
     profile = profile_for(args.target)
-    coefficients = profiles.shared_coefficients()[0]
+    coefficients = profile.coefficients
     nvml = NvmlMeter()
     dev = torch.device("cuda")
     cases: dict[str, Callable[[], object]] = {}
@@ -482,7 +597,7 @@ def run_nvml(args: argparse.Namespace) -> None:  # pragma: no cover - needs a GP
         for label, fn in cases.items():
             fn()
             torch.cuda.synchronize()
-            records = counting.records(counting.trace(fn))  # type: ignore[attr-defined]
+            records = counting.trace(fn).records
             modelled_j = model.evaluate(profile, coefficients, records, engine="eager").energy_j
             start = time.perf_counter()
             calls = 0
@@ -492,16 +607,21 @@ def run_nvml(args: argparse.Namespace) -> None:  # pragma: no cover - needs a GP
                 calls += 1
             torch.cuda.synchronize()
             measured_j = (sum(nvml.read().values()) - e0) / calls
-            print(f"{label:<24} {measured_j:>11.4g} {modelled_j:>11.4g} "
-                  f"{modelled_j / measured_j:>6.2f}")
+            print(
+                f"{label:<24} {measured_j:>11.4g} {modelled_j:>11.4g} "
+                f"{modelled_j / measured_j:>6.2f}"
+            )
     nvml.close()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="write profiles.toml")
-    parser.add_argument("--shipped", action="store_true",
-                        help="evaluate the coefficients in profiles.toml; do not fit")
+    parser.add_argument(
+        "--shipped",
+        action="store_true",
+        help="evaluate the coefficients in profiles.toml; do not fit",
+    )
     parser.add_argument("--markdown", action="store_true", help="print markdown tables")
     parser.add_argument("--recount", action="store_true", help="recount every row's records")
     parser.add_argument("--verbose", action="store_true")

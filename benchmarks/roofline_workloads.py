@@ -17,10 +17,12 @@ What one inference is, per kind of workload:
 
 - ``encoder`` / ``vision``: one forward pass of the task head at the row's batch and sequence
   length / image size.
-- ``llm``: a prefill of ``input_tokens`` and ``output_tokens`` greedy decode steps with a KV
-  cache at the row's batch, through ``pytest_energy.generation``. The serving engines of the
-  ML.ENERGY rows batch continuously (requests of different lengths join and leave); a static
-  batch of equal requests with the published mean output length is the simplification.
+- ``llm``: a prefill of ``input_tokens`` then ``output_tokens - 1`` greedy decode steps with a
+  KV cache at the row's batch (the prefill yields the first of the output tokens), through
+  ``pytest_energy.generation.run`` under the roofline meter of the row's engine. The serving
+  engines of the ML.ENERGY rows batch continuously (requests of different lengths join and
+  leave); a static batch of equal requests with the published mean output length is the
+  simplification.
 - ``diffusion``: the text encoders once (for the prompt, and for the empty negative prompt
   where the pipeline runs classifier-free guidance), the denoiser once per step at twice the
   batch under classifier-free guidance, and one VAE decode. The scheduler's few pointwise ops
@@ -46,7 +48,7 @@ from pytest_energy.meters.roofline import counting
 #: Where the per-row record caches live (one JSON file per calibration row).
 CACHE_DIR = Path(__file__).resolve().parent / "roofline_records"
 #: Bump when a recipe changes what it runs, so that every cached record is recounted.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -80,7 +82,8 @@ class Workload:
     params: int
     """Published parameter count (of the denoiser for diffusion), checked by the tests."""
     build: Callable[[Shape], list[tuple[Callable[[], object], int]]]
-    """Returns the inference as segments ``(fn, repeat)``: run ``fn`` once, count it ``repeat`` times."""
+    """Returns the inference as segments ``(fn, repeat)``: run ``fn`` once, count it ``repeat``
+    times (not used for ``llm`` workloads, which run through the generation module)."""
     count_params: Callable[[], int]
     """Builds the model on meta and counts its parameters (for the test of the config)."""
 
@@ -91,67 +94,133 @@ class Workload:
 LLM_CONFIGS: dict[str, tuple[str, dict[str, Any], str, int]] = {
     "llama-3.1-8b": (
         "LlamaConfig",
-        dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-             num_attention_heads=32, num_key_value_heads=8, vocab_size=128256,
-             max_position_embeddings=131072, rope_theta=500000.0, tie_word_embeddings=False),
+        dict(
+            hidden_size=4096,
+            intermediate_size=14336,
+            num_hidden_layers=32,
+            num_attention_heads=32,
+            num_key_value_heads=8,
+            vocab_size=128256,
+            max_position_embeddings=131072,
+            rope_theta=500000.0,
+            tie_word_embeddings=False,
+        ),
         "huggingface.co/meta-llama/Llama-3.1-8B-Instruct config.json",
         8_030_261_248,
     ),
     "llama-3.1-70b": (
         "LlamaConfig",
-        dict(hidden_size=8192, intermediate_size=28672, num_hidden_layers=80,
-             num_attention_heads=64, num_key_value_heads=8, vocab_size=128256,
-             max_position_embeddings=131072, rope_theta=500000.0, tie_word_embeddings=False),
+        dict(
+            hidden_size=8192,
+            intermediate_size=28672,
+            num_hidden_layers=80,
+            num_attention_heads=64,
+            num_key_value_heads=8,
+            vocab_size=128256,
+            max_position_embeddings=131072,
+            rope_theta=500000.0,
+            tie_word_embeddings=False,
+        ),
         "huggingface.co/meta-llama/Llama-3.1-70B-Instruct config.json (Llama-3.3-70B-Instruct "
         "has the same architecture)",
         70_553_706_496,
     ),
     "qwen3-8b": (
         "Qwen3Config",
-        dict(hidden_size=4096, intermediate_size=12288, num_hidden_layers=36,
-             num_attention_heads=32, num_key_value_heads=8, head_dim=128, vocab_size=151936,
-             max_position_embeddings=40960, rope_theta=1000000.0, tie_word_embeddings=False),
+        dict(
+            hidden_size=4096,
+            intermediate_size=12288,
+            num_hidden_layers=36,
+            num_attention_heads=32,
+            num_key_value_heads=8,
+            head_dim=128,
+            vocab_size=151936,
+            max_position_embeddings=40960,
+            rope_theta=1000000.0,
+            tie_word_embeddings=False,
+        ),
         "huggingface.co/Qwen/Qwen3-8B config.json",
         8_190_735_360,
     ),
     "qwen3-14b": (
         "Qwen3Config",
-        dict(hidden_size=5120, intermediate_size=17408, num_hidden_layers=40,
-             num_attention_heads=40, num_key_value_heads=8, head_dim=128, vocab_size=151936,
-             max_position_embeddings=40960, rope_theta=1000000.0, tie_word_embeddings=False),
+        dict(
+            hidden_size=5120,
+            intermediate_size=17408,
+            num_hidden_layers=40,
+            num_attention_heads=40,
+            num_key_value_heads=8,
+            head_dim=128,
+            vocab_size=151936,
+            max_position_embeddings=40960,
+            rope_theta=1000000.0,
+            tie_word_embeddings=False,
+        ),
         "huggingface.co/Qwen/Qwen3-14B config.json",
         14_768_307_200,
     ),
     "qwen3-32b": (
         "Qwen3Config",
-        dict(hidden_size=5120, intermediate_size=25600, num_hidden_layers=64,
-             num_attention_heads=64, num_key_value_heads=8, head_dim=128, vocab_size=151936,
-             max_position_embeddings=40960, rope_theta=1000000.0, tie_word_embeddings=False),
+        dict(
+            hidden_size=5120,
+            intermediate_size=25600,
+            num_hidden_layers=64,
+            num_attention_heads=64,
+            num_key_value_heads=8,
+            head_dim=128,
+            vocab_size=151936,
+            max_position_embeddings=40960,
+            rope_theta=1000000.0,
+            tie_word_embeddings=False,
+        ),
         "huggingface.co/Qwen/Qwen3-32B config.json",
         32_762_123_264,
     ),
     "mistral-7b": (
         "MistralConfig",
-        dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-             num_attention_heads=32, num_key_value_heads=8, vocab_size=32000,
-             max_position_embeddings=32768, rope_theta=10000.0, sliding_window=4096,
-             tie_word_embeddings=False),
+        dict(
+            hidden_size=4096,
+            intermediate_size=14336,
+            num_hidden_layers=32,
+            num_attention_heads=32,
+            num_key_value_heads=8,
+            vocab_size=32000,
+            max_position_embeddings=32768,
+            rope_theta=10000.0,
+            sliding_window=4096,
+            tie_word_embeddings=False,
+        ),
         "huggingface.co/mistralai/Mistral-7B-v0.1 config.json",
         7_241_732_096,
     ),
     "llama-2-13b": (
         "LlamaConfig",
-        dict(hidden_size=5120, intermediate_size=13824, num_hidden_layers=40,
-             num_attention_heads=40, num_key_value_heads=40, vocab_size=32000,
-             max_position_embeddings=4096, rope_theta=10000.0, tie_word_embeddings=False),
+        dict(
+            hidden_size=5120,
+            intermediate_size=13824,
+            num_hidden_layers=40,
+            num_attention_heads=40,
+            num_key_value_heads=40,
+            vocab_size=32000,
+            max_position_embeddings=4096,
+            rope_theta=10000.0,
+            tie_word_embeddings=False,
+        ),
         "huggingface.co/meta-llama/Llama-2-13b-hf config.json",
         13_015_864_320,
     ),
     "phi-2": (
         "PhiConfig",
-        dict(hidden_size=2560, intermediate_size=10240, num_hidden_layers=32,
-             num_attention_heads=32, vocab_size=51200, partial_rotary_factor=0.4,
-             max_position_embeddings=2048, tie_word_embeddings=False),
+        dict(
+            hidden_size=2560,
+            intermediate_size=10240,
+            num_hidden_layers=32,
+            num_attention_heads=32,
+            vocab_size=51200,
+            partial_rotary_factor=0.4,
+            max_position_embeddings=2048,
+            tie_word_embeddings=False,
+        ),
         "huggingface.co/microsoft/phi-2 config.json",
         2_779_683_840,
     ),
@@ -180,111 +249,27 @@ def _llm(name: str, dtype: torch.dtype) -> torch.nn.Module:
     return model.eval()
 
 
-#: Decode steps are counted at this many context lengths, each standing for a block of steps.
-DECODE_SAMPLES = 8
+def _llm_records(name: str, shape: Shape) -> list[Any]:
+    """The op records of a prefill of ``input_tokens`` and ``output_tokens - 1`` decode steps
+    (the prefill yields the first output token), through ``pytest_energy.generation.run``
+    under the roofline meter: its KV cache follows the engine (eager transformers'
+    DynamicCache copies it every step; ``compiled`` preallocates it, as serving engines do),
+    and its decode shortcut counts every step exactly."""
+    from pytest_energy import generation
+    from pytest_energy.meters.roofline import RooflineMeter
 
-
-def _kv_shape(model: torch.nn.Module, batch: int, length: int) -> tuple[int, int, int, int]:
-    config = model.config  # type: ignore[union-attr]
-    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    return (batch, heads, length, head_dim)
-
-
-def _cache(model: torch.nn.Module, shape: Shape, length: int) -> object:
-    """A KV cache that already holds ``length`` positions (filled outside any trace).
-
-    ``eager``: transformers' DynamicCache, which concatenates (copies) the whole cache on
-    every step, as eager transformers does. ``compiled``: a preallocated cache, as serving
-    engines keep one (paged in vLLM): a step writes only its own tokens, and attention reads
-    the ``length`` positions in use.
-    """
-    from transformers import DynamicCache
-
-    config = model.config  # type: ignore[union-attr]
-    cache = DynamicCache(config=config)
-    capacity = shape.input_tokens + shape.output_tokens
-    if shape.engine == "compiled":
-        cache.layers = [_PreallocatedLayer(capacity) for _ in cache.layers]
-    if length:
-        with torch.device("meta"):
-            kv = torch.zeros(_kv_shape(model, shape.batch, length), dtype=shape.dtype)
-        for index in range(len(cache.layers)):
-            cache.layers[index].update(kv, kv)
-    return cache
-
-
-def _preallocated_layer_class() -> type:
-    from transformers.cache_utils import DynamicLayer
-
-    class PreallocatedLayer(DynamicLayer):  # type: ignore[misc]
-        """A KV layer in a preallocated buffer: a step writes only its tokens."""
-
-        def __init__(self, capacity: int) -> None:
-            super().__init__()
-            self.capacity = capacity
-            self.length = 0
-
-        def lazy_initialization(self, key_states: Any, value_states: Any) -> None:
-            super().lazy_initialization(key_states, value_states)
-            b, h, _, d = key_states.shape
-            with torch.device("meta"):
-                self.key_buffer = torch.zeros(b, h, self.capacity, d, dtype=key_states.dtype)
-                self.value_buffer = torch.zeros(b, h, self.capacity, d, dtype=value_states.dtype)
-
-        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> Any:
-            if not self.is_initialized:
-                self.lazy_initialization(key_states, value_states)
-            start, self.length = self.length, self.length + key_states.shape[-2]
-            self.key_buffer[:, :, start:self.length].copy_(key_states)
-            self.value_buffer[:, :, start:self.length].copy_(value_states)
-            self.keys = self.key_buffer[:, :, : self.length]
-            self.values = self.value_buffer[:, :, : self.length]
-            return self.keys, self.values
-
-        def get_seq_length(self) -> int:
-            return self.length
-
-    return PreallocatedLayer
-
-
-def _PreallocatedLayer(capacity: int) -> object:  # noqa: N802 - a class made lazily
-    return _preallocated_layer_class()(capacity)
-
-
-def _llm_segments(name: str, shape: Shape) -> list[tuple[Callable[[], object], int]]:
-    """A prefill of ``input_tokens`` and ``output_tokens - 1`` one-token decode steps (the
-    prefill yields the first output token).
-
-    A decode step's cost is affine in its context length, so the steps are split into
-    :data:`DECODE_SAMPLES` blocks and the middle step of each block (the two middle steps of
-    an even block) is counted for the whole block: the FLOPs and bytes summed over the steps
-    are exact (the mean of an affine function is its value at the mean), and the energy, a
-    piecewise-linear function of them, is within a fraction of a percent (tested)."""
     model = _llm(name, shape.dtype)
-    with torch.device("meta"):
-        prompt = torch.zeros(shape.batch, shape.input_tokens, dtype=torch.long)
-        token = torch.zeros(shape.batch, 1, dtype=torch.long)
-    prefill_cache = _cache(model, shape, 0)
-    segments: list[tuple[Callable[[], object], int]] = [
-        (lambda: model(input_ids=prompt, cache=prefill_cache, use_cache=True,
-                       logits_to_keep=1), 1)
-    ]
-    steps = shape.output_tokens - 1
-    blocks = min(steps, DECODE_SAMPLES)
-    edges = [round(i * steps / blocks) for i in range(blocks + 1)]
-    for lo, hi in zip(edges, edges[1:]):
-        n = hi - lo
-        # the block's mean context: its middle step, or the two middle steps for an even block
-        samples = [(lo + (n - 1) // 2, n)] if n % 2 else [(lo + n // 2 - 1, n // 2),
-                                                          (lo + n // 2, n // 2)]
-        for step, repeat in samples:
-            cache = _cache(model, shape, shape.input_tokens + step)
-            segments.append(
-                (lambda cache=cache: model(input_ids=token, cache=cache, use_cache=True,
-                                           logits_to_keep=1), repeat)
-            )
-    return segments
+    meter = RooflineMeter(engine=shape.engine)
+    with meter.observe():
+        generation.run(
+            model,
+            batch_size=shape.batch,
+            prompt_tokens=shape.input_tokens,
+            new_tokens=shape.output_tokens - 1,
+            mark=lambda _phase: None,
+            meter=meter,
+        )
+    return list(meter.trace().records)
 
 
 # --------------------------------------------------------------------------- encoders, vision
@@ -292,29 +277,50 @@ def _llm_segments(name: str, shape: Shape) -> list[tuple[Callable[[], object], i
 #: (transformers model class, config class, config values, model card, published parameters)
 ENCODER_CONFIGS: dict[str, tuple[str, str, dict[str, Any], str, int]] = {
     "distilbert-sst2": (
-        "DistilBertForSequenceClassification", "DistilBertConfig",
+        "DistilBertForSequenceClassification",
+        "DistilBertConfig",
         dict(dim=768, hidden_dim=3072, n_layers=6, n_heads=12, vocab_size=30522, num_labels=2),
         "huggingface.co/distilbert/distilbert-base-uncased-finetuned-sst-2-english config.json",
         66_955_010,
     ),
     "bert-base-multilingual-sentiment": (
-        "BertForSequenceClassification", "BertConfig",
-        dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-             intermediate_size=3072, vocab_size=105879, num_labels=5),
+        "BertForSequenceClassification",
+        "BertConfig",
+        dict(
+            hidden_size=768,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            intermediate_size=3072,
+            vocab_size=105879,
+            num_labels=5,
+        ),
         "huggingface.co/nlptown/bert-base-multilingual-uncased-sentiment config.json",
         167_360_261,
     ),
     "bert-large-sst2": (
-        "BertForSequenceClassification", "BertConfig",
-        dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-             intermediate_size=4096, vocab_size=30522, num_labels=2),
+        "BertForSequenceClassification",
+        "BertConfig",
+        dict(
+            hidden_size=1024,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            intermediate_size=4096,
+            vocab_size=30522,
+            num_labels=2,
+        ),
         "huggingface.co/Cheng98/bert-large-sst2 config.json (bert-large-uncased)",
         335_143_938,
     ),
     "bert-large-squad": (
-        "BertForQuestionAnswering", "BertConfig",
-        dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-             intermediate_size=4096, vocab_size=30522),
+        "BertForQuestionAnswering",
+        "BertConfig",
+        dict(
+            hidden_size=1024,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            intermediate_size=4096,
+            vocab_size=30522,
+        ),
         "huggingface.co/deepset/bert-large-uncased-whole-word-masking-squad2 config.json",
         334_094_338,
     ),
@@ -323,36 +329,65 @@ ENCODER_CONFIGS: dict[str, tuple[str, str, dict[str, Any], str, int]] = {
 #: (transformers model class, config class, config values, model card, published parameters)
 VISION_CONFIGS: dict[str, tuple[str, str, dict[str, Any], str, int]] = {
     "resnet-50": (
-        "ResNetForImageClassification", "ResNetConfig",
-        dict(embedding_size=64, hidden_sizes=[256, 512, 1024, 2048], depths=[3, 4, 6, 3],
-             layer_type="bottleneck", num_labels=1000),
+        "ResNetForImageClassification",
+        "ResNetConfig",
+        dict(
+            embedding_size=64,
+            hidden_sizes=[256, 512, 1024, 2048],
+            depths=[3, 4, 6, 3],
+            layer_type="bottleneck",
+            num_labels=1000,
+        ),
         "huggingface.co/microsoft/resnet-50 config.json",
         25_557_032,
     ),
     "resnet-18": (
-        "ResNetForImageClassification", "ResNetConfig",
-        dict(embedding_size=64, hidden_sizes=[64, 128, 256, 512], depths=[2, 2, 2, 2],
-             layer_type="basic", num_labels=1000),
+        "ResNetForImageClassification",
+        "ResNetConfig",
+        dict(
+            embedding_size=64,
+            hidden_sizes=[64, 128, 256, 512],
+            depths=[2, 2, 2, 2],
+            layer_type="basic",
+            num_labels=1000,
+        ),
         "huggingface.co/microsoft/resnet-18 config.json",
         11_689_512,
     ),
     "vit-base-patch16": (
-        "ViTForImageClassification", "ViTConfig",
-        dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-             intermediate_size=3072, patch_size=16, image_size=224, num_labels=1000),
+        "ViTForImageClassification",
+        "ViTConfig",
+        dict(
+            hidden_size=768,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            intermediate_size=3072,
+            patch_size=16,
+            image_size=224,
+            num_labels=1000,
+        ),
         "huggingface.co/google/vit-base-patch16-224 config.json (image_size set per row: the "
         "384 checkpoint differs only in its position embeddings)",
         86_567_656,
     ),
     "vit-large-patch32": (
-        "ViTForImageClassification", "ViTConfig",
-        dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-             intermediate_size=4096, patch_size=32, image_size=384, num_labels=1000),
+        "ViTForImageClassification",
+        "ViTConfig",
+        dict(
+            hidden_size=1024,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            intermediate_size=4096,
+            patch_size=32,
+            image_size=384,
+            num_labels=1000,
+        ),
         "huggingface.co/google/vit-large-patch32-384 config.json",
         306_535_400,
     ),
     "convnext-tiny": (
-        "ConvNextForImageClassification", "ConvNextConfig",
+        "ConvNextForImageClassification",
+        "ConvNextConfig",
         dict(hidden_sizes=[96, 192, 384, 768], depths=[3, 3, 9, 3], num_labels=1000),
         "huggingface.co/facebook/convnext-tiny-224 config.json",
         28_589_128,
@@ -360,8 +395,9 @@ VISION_CONFIGS: dict[str, tuple[str, str, dict[str, Any], str, int]] = {
 }
 
 
-def _hf_model(model_class: str, config_class: str, values: Mapping[str, Any],
-              dtype: torch.dtype) -> torch.nn.Module:
+def _hf_model(
+    model_class: str, config_class: str, values: Mapping[str, Any], dtype: torch.dtype
+) -> torch.nn.Module:
     import transformers
 
     config = getattr(transformers, config_class)(**values)
@@ -392,58 +428,150 @@ def _vision_segments(name: str, shape: Shape) -> list[tuple[Callable[[], object]
 # --------------------------------------------------------------------------- diffusion parts
 
 #: Text encoders: (config values, model card).
-CLIP_L = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-              num_attention_heads=12, max_position_embeddings=77, vocab_size=49408,
-              projection_dim=768, hidden_act="quick_gelu")
-OPENCLIP_H = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=23,
-                  num_attention_heads=16, max_position_embeddings=77, vocab_size=49408,
-                  projection_dim=512, hidden_act="gelu")
-OPENCLIP_BIGG = dict(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32,
-                     num_attention_heads=20, max_position_embeddings=77, vocab_size=49408,
-                     projection_dim=1280, hidden_act="gelu")
-T5_XXL = dict(d_model=4096, d_ff=10240, num_layers=24, num_heads=64, d_kv=64,
-              vocab_size=32128, feed_forward_proj="gated-gelu", is_encoder_decoder=False)
+CLIP_L = dict(
+    hidden_size=768,
+    intermediate_size=3072,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    max_position_embeddings=77,
+    vocab_size=49408,
+    projection_dim=768,
+    hidden_act="quick_gelu",
+)
+OPENCLIP_H = dict(
+    hidden_size=1024,
+    intermediate_size=4096,
+    num_hidden_layers=23,
+    num_attention_heads=16,
+    max_position_embeddings=77,
+    vocab_size=49408,
+    projection_dim=512,
+    hidden_act="gelu",
+)
+OPENCLIP_BIGG = dict(
+    hidden_size=1280,
+    intermediate_size=5120,
+    num_hidden_layers=32,
+    num_attention_heads=20,
+    max_position_embeddings=77,
+    vocab_size=49408,
+    projection_dim=1280,
+    hidden_act="gelu",
+)
+T5_XXL = dict(
+    d_model=4096,
+    d_ff=10240,
+    num_layers=24,
+    num_heads=64,
+    d_kv=64,
+    vocab_size=32128,
+    feed_forward_proj="gated-gelu",
+    is_encoder_decoder=False,
+)
 
 #: The 4-channel VAE of SD 1.x / 2.x / SDXL and the 16-channel one of SD3 and FLUX.1.
-VAE_4CH = dict(in_channels=3, out_channels=3, latent_channels=4,
-               down_block_types=("DownEncoderBlock2D",) * 4,
-               up_block_types=("UpDecoderBlock2D",) * 4,
-               block_out_channels=(128, 256, 512, 512), layers_per_block=2)
+VAE_4CH = dict(
+    in_channels=3,
+    out_channels=3,
+    latent_channels=4,
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    block_out_channels=(128, 256, 512, 512),
+    layers_per_block=2,
+)
 VAE_16CH = dict(VAE_4CH, latent_channels=16, use_quant_conv=False, use_post_quant_conv=False)
 
 _SD_DOWN = ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D")
 _SD_UP = ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D")
 
 #: Denoisers: (diffusers class, config values).
-UNET_SD15 = dict(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
-                 block_out_channels=(320, 640, 1280, 1280), down_block_types=_SD_DOWN,
-                 up_block_types=_SD_UP, cross_attention_dim=768, attention_head_dim=8)
-UNET_SD21 = dict(UNET_SD15, sample_size=96, cross_attention_dim=1024,
-                 attention_head_dim=(5, 10, 20, 20), use_linear_projection=True)
-UNET_SDXL = dict(sample_size=128, in_channels=4, out_channels=4, layers_per_block=2,
-                 block_out_channels=(320, 640, 1280),
-                 down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-                 up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-                 transformer_layers_per_block=(1, 2, 10), attention_head_dim=(5, 10, 20),
-                 cross_attention_dim=2048, use_linear_projection=True,
-                 addition_embed_type="text_time", addition_time_embed_dim=256,
-                 projection_class_embeddings_input_dim=2816)
-SD35_LARGE = dict(sample_size=128, patch_size=2, in_channels=16, out_channels=16,
-                  num_layers=38, attention_head_dim=64, num_attention_heads=38,
-                  joint_attention_dim=4096, caption_projection_dim=2432,
-                  pooled_projection_dim=2048, pos_embed_max_size=192, qk_norm="rms_norm")
-SD35_MEDIUM = dict(sample_size=128, patch_size=2, in_channels=16, out_channels=16,
-                   num_layers=24, attention_head_dim=64, num_attention_heads=24,
-                   joint_attention_dim=4096, caption_projection_dim=1536,
-                   pooled_projection_dim=2048, pos_embed_max_size=384, qk_norm="rms_norm",
-                   dual_attention_layers=tuple(range(13)))
-FLUX_DEV = dict(patch_size=1, in_channels=64, num_layers=19, num_single_layers=38,
-                attention_head_dim=128, num_attention_heads=24, joint_attention_dim=4096,
-                pooled_projection_dim=768, guidance_embeds=True)
-PIXART_SIGMA = dict(num_attention_heads=16, attention_head_dim=72, in_channels=4,
-                    out_channels=8, num_layers=28, cross_attention_dim=1152, sample_size=128,
-                    patch_size=2, caption_channels=4096, interpolation_scale=2,
-                    use_additional_conditions=False)
+UNET_SD15 = dict(
+    sample_size=64,
+    in_channels=4,
+    out_channels=4,
+    layers_per_block=2,
+    block_out_channels=(320, 640, 1280, 1280),
+    down_block_types=_SD_DOWN,
+    up_block_types=_SD_UP,
+    cross_attention_dim=768,
+    attention_head_dim=8,
+)
+UNET_SD21 = dict(
+    UNET_SD15,
+    sample_size=96,
+    cross_attention_dim=1024,
+    attention_head_dim=(5, 10, 20, 20),
+    use_linear_projection=True,
+)
+UNET_SDXL = dict(
+    sample_size=128,
+    in_channels=4,
+    out_channels=4,
+    layers_per_block=2,
+    block_out_channels=(320, 640, 1280),
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    transformer_layers_per_block=(1, 2, 10),
+    attention_head_dim=(5, 10, 20),
+    cross_attention_dim=2048,
+    use_linear_projection=True,
+    addition_embed_type="text_time",
+    addition_time_embed_dim=256,
+    projection_class_embeddings_input_dim=2816,
+)
+SD35_LARGE = dict(
+    sample_size=128,
+    patch_size=2,
+    in_channels=16,
+    out_channels=16,
+    num_layers=38,
+    attention_head_dim=64,
+    num_attention_heads=38,
+    joint_attention_dim=4096,
+    caption_projection_dim=2432,
+    pooled_projection_dim=2048,
+    pos_embed_max_size=192,
+    qk_norm="rms_norm",
+)
+SD35_MEDIUM = dict(
+    sample_size=128,
+    patch_size=2,
+    in_channels=16,
+    out_channels=16,
+    num_layers=24,
+    attention_head_dim=64,
+    num_attention_heads=24,
+    joint_attention_dim=4096,
+    caption_projection_dim=1536,
+    pooled_projection_dim=2048,
+    pos_embed_max_size=384,
+    qk_norm="rms_norm",
+    dual_attention_layers=tuple(range(13)),
+)
+FLUX_DEV = dict(
+    patch_size=1,
+    in_channels=64,
+    num_layers=19,
+    num_single_layers=38,
+    attention_head_dim=128,
+    num_attention_heads=24,
+    joint_attention_dim=4096,
+    pooled_projection_dim=768,
+    guidance_embeds=True,
+)
+PIXART_SIGMA = dict(
+    num_attention_heads=16,
+    attention_head_dim=72,
+    in_channels=4,
+    out_channels=8,
+    num_layers=28,
+    cross_attention_dim=1152,
+    sample_size=128,
+    patch_size=2,
+    caption_channels=4096,
+    interpolation_scale=2,
+    use_additional_conditions=False,
+)
 
 
 @dataclass(frozen=True)
@@ -477,9 +605,12 @@ PIPELINES: dict[str, tuple[Pipeline, str, int]] = {
     ),
     "sdxl": (
         Pipeline(
-            "UNet2DConditionModel", UNET_SDXL,
+            "UNet2DConditionModel",
+            UNET_SDXL,
             (("clip", CLIP_L, 77), ("clip-projection", OPENCLIP_BIGG, 77)),
-            VAE_4CH, cfg=True, vae_fp32=True,
+            VAE_4CH,
+            cfg=True,
+            vae_fp32=True,
         ),
         "huggingface.co/stabilityai/stable-diffusion-xl-base-1.0 unet, text_encoder, "
         "text_encoder_2, vae config.json (vae force_upcast = true)",
@@ -487,10 +618,15 @@ PIPELINES: dict[str, tuple[Pipeline, str, int]] = {
     ),
     "sd3.5-large": (
         Pipeline(
-            "SD3Transformer2DModel", SD35_LARGE,
-            (("clip-projection", CLIP_L, 77), ("clip-projection", OPENCLIP_BIGG, 77),
-             ("t5", T5_XXL, 256)),
-            VAE_16CH, cfg=True,
+            "SD3Transformer2DModel",
+            SD35_LARGE,
+            (
+                ("clip-projection", CLIP_L, 77),
+                ("clip-projection", OPENCLIP_BIGG, 77),
+                ("t5", T5_XXL, 256),
+            ),
+            VAE_16CH,
+            cfg=True,
         ),
         "huggingface.co/stabilityai/stable-diffusion-3.5-large transformer, text_encoder(_2,_3), "
         "vae config.json",
@@ -498,10 +634,15 @@ PIPELINES: dict[str, tuple[Pipeline, str, int]] = {
     ),
     "sd3.5-medium": (
         Pipeline(
-            "SD3Transformer2DModel", SD35_MEDIUM,
-            (("clip-projection", CLIP_L, 77), ("clip-projection", OPENCLIP_BIGG, 77),
-             ("t5", T5_XXL, 256)),
-            VAE_16CH, cfg=True,
+            "SD3Transformer2DModel",
+            SD35_MEDIUM,
+            (
+                ("clip-projection", CLIP_L, 77),
+                ("clip-projection", OPENCLIP_BIGG, 77),
+                ("t5", T5_XXL, 256),
+            ),
+            VAE_16CH,
+            cfg=True,
         ),
         "huggingface.co/stabilityai/stable-diffusion-3.5-medium transformer, text_encoder(_2,_3), "
         "vae config.json",
@@ -509,16 +650,20 @@ PIPELINES: dict[str, tuple[Pipeline, str, int]] = {
     ),
     "flux.1-dev": (
         Pipeline(
-            "FluxTransformer2DModel", FLUX_DEV,
+            "FluxTransformer2DModel",
+            FLUX_DEV,
             (("clip", CLIP_L, 77), ("t5", T5_XXL, 512)),
-            VAE_16CH, cfg=False,
+            VAE_16CH,
+            cfg=False,
         ),
         "huggingface.co/black-forest-labs/FLUX.1-dev transformer, text_encoder(_2), vae "
         "config.json (guidance-distilled: no classifier-free guidance)",
         11_901_408_320,
     ),
     "pixart-sigma": (
-        Pipeline("PixArtTransformer2DModel", PIXART_SIGMA, (("t5", T5_XXL, 300),), VAE_4CH, cfg=True),
+        Pipeline(
+            "PixArtTransformer2DModel", PIXART_SIGMA, (("t5", T5_XXL, 300),), VAE_4CH, cfg=True
+        ),
         "huggingface.co/PixArt-alpha/PixArt-Sigma-XL-2-1024-MS transformer config.json, "
         "text_encoder = T5-XXL encoder (max_sequence_length 300), vae = the SDXL VAE",
         610_856_096,
@@ -548,8 +693,9 @@ def _denoiser(pipeline: Pipeline, dtype: torch.dtype) -> torch.nn.Module:
     return model.to(dtype).eval()
 
 
-def _denoiser_call(pipeline: Pipeline, model: torch.nn.Module, shape: Shape,
-                   n: int) -> Callable[[], object]:
+def _denoiser_call(
+    pipeline: Pipeline, model: torch.nn.Module, shape: Shape, n: int
+) -> Callable[[], object]:
     """One denoiser step on ``n`` samples with the inputs the pipeline gives it."""
     dtype = shape.dtype
     cfg = dict(pipeline.denoiser_config)
@@ -570,8 +716,12 @@ def _denoiser_call(pipeline: Pipeline, model: torch.nn.Module, shape: Shape,
             latents = torch.zeros(n, 16, shape.height // 8, shape.width // 8, dtype=dtype)
             context = torch.zeros(n, 77 + seq_t5, cfg["joint_attention_dim"], dtype=dtype)
             pooled = torch.zeros(n, cfg["pooled_projection_dim"], dtype=dtype)
-            return lambda: model(hidden_states=latents, encoder_hidden_states=context,
-                                 pooled_projections=pooled, timestep=t)
+            return lambda: model(
+                hidden_states=latents,
+                encoder_hidden_states=context,
+                pooled_projections=pooled,
+                timestep=t,
+            )
         if pipeline.denoiser == "FluxTransformer2DModel":
             tokens = (shape.height // 16) * (shape.width // 16)
             latents = torch.zeros(n, tokens, cfg["in_channels"], dtype=dtype)
@@ -580,26 +730,39 @@ def _denoiser_call(pipeline: Pipeline, model: torch.nn.Module, shape: Shape,
             img_ids = torch.zeros(tokens, 3, dtype=dtype)
             txt_ids = torch.zeros(seq_t5, 3, dtype=dtype)
             guidance = torch.zeros(n, dtype=dtype)
-            return lambda: model(hidden_states=latents, encoder_hidden_states=context,
-                                 pooled_projections=pooled, timestep=t, img_ids=img_ids,
-                                 txt_ids=txt_ids, guidance=guidance)
+            return lambda: model(
+                hidden_states=latents,
+                encoder_hidden_states=context,
+                pooled_projections=pooled,
+                timestep=t,
+                img_ids=img_ids,
+                txt_ids=txt_ids,
+                guidance=guidance,
+            )
         if pipeline.denoiser == "PixArtTransformer2DModel":
             latents = torch.zeros(n, 4, shape.height // 8, shape.width // 8, dtype=dtype)
             context = torch.zeros(n, seq_t5, cfg["caption_channels"], dtype=dtype)
             mask = torch.ones(n, seq_t5, dtype=dtype)
-            return lambda: model(latents, encoder_hidden_states=context, timestep=t,
-                                 encoder_attention_mask=mask,
-                                 added_cond_kwargs={"resolution": None, "aspect_ratio": None})
+            return lambda: model(
+                latents,
+                encoder_hidden_states=context,
+                timestep=t,
+                encoder_attention_mask=mask,
+                added_cond_kwargs={"resolution": None, "aspect_ratio": None},
+            )
     raise ValueError(f"no call recipe for denoiser {pipeline.denoiser}")
 
 
-def _vae_decode(values: Mapping[str, Any], shape: Shape, dtype: torch.dtype) -> Callable[[], object]:
+def _vae_decode(
+    values: Mapping[str, Any], shape: Shape, dtype: torch.dtype
+) -> Callable[[], object]:
     import diffusers
 
     with torch.device("meta"):
         vae = diffusers.AutoencoderKL(**values).to(dtype).eval()
-        z = torch.zeros(shape.batch, values["latent_channels"], shape.height // 8,
-                        shape.width // 8, dtype=dtype)
+        z = torch.zeros(
+            shape.batch, values["latent_channels"], shape.height // 8, shape.width // 8, dtype=dtype
+        )
     return lambda: vae.decode(z)
 
 
@@ -632,13 +795,17 @@ def _workloads() -> dict[str, Workload]:
     table: dict[str, Workload] = {}
     for name, (_, _, source, params) in LLM_CONFIGS.items():
         table[name] = Workload(
-            "llm", source, params,
-            build=lambda shape, name=name: _llm_segments(name, shape),
+            "llm",
+            source,
+            params,
+            build=lambda shape: [],
             count_params=lambda name=name: _count(_llm(name, torch.bfloat16)),
         )
     for name, (model_class, config_class, values, source, params) in ENCODER_CONFIGS.items():
         table[name] = Workload(
-            "encoder", source, params,
+            "encoder",
+            source,
+            params,
             build=lambda shape, name=name: _encoder_segments(name, shape),
             count_params=lambda m=model_class, c=config_class, v=values: _count(
                 _hf_model(m, c, v, torch.float32)
@@ -646,7 +813,9 @@ def _workloads() -> dict[str, Workload]:
         )
     for name, (model_class, config_class, values, source, params) in VISION_CONFIGS.items():
         table[name] = Workload(
-            "vision", source, params,
+            "vision",
+            source,
+            params,
             build=lambda shape, name=name: _vision_segments(name, shape),
             count_params=lambda m=model_class, c=config_class, v=values: _count(
                 _hf_model(m, c, v, torch.float32)
@@ -654,7 +823,9 @@ def _workloads() -> dict[str, Workload]:
         )
     for name, (pipeline, source, params) in PIPELINES.items():
         table[name] = Workload(
-            "diffusion", source, params,
+            "diffusion",
+            source,
+            params,
             build=lambda shape, name=name: _diffusion_segments(name, shape),
             count_params=lambda pipeline=pipeline: _count(_denoiser(pipeline, torch.float32)),
         )
@@ -672,13 +843,22 @@ def count(name: str, shape: Shape) -> list[list[Any]]:
     """Count one inference of workload ``name`` at ``shape``: merged op records as lists
     ``[op_class, flops, bytes, peak_key, count, fusible]`` (``model.OpRecord``'s fields)."""
     merged: dict[tuple[str, int, int, str, bool], int] = {}
-    with torch.inference_mode():
-        for fn, repeat in WORKLOADS[name].build(shape):
-            for r in counting.trace(fn).records:
-                key = (r.op_class, int(r.flops), int(r.bytes), r.peak_key, bool(r.fusible))
-                merged[key] = merged.get(key, 0) + int(r.count) * repeat
-    return [[op_class, flops, nbytes, peak, n, fusible]
-            for (op_class, flops, nbytes, peak, fusible), n in sorted(merged.items())]
+
+    def add(records: Any, repeat: int) -> None:
+        for r in records:
+            key = (r.op_class, int(r.flops), int(r.bytes), r.peak_key, bool(r.fusible))
+            merged[key] = merged.get(key, 0) + int(r.count) * repeat
+
+    if WORKLOADS[name].kind == "llm":
+        add(_llm_records(name, shape), 1)
+    else:
+        with torch.inference_mode():
+            for fn, repeat in WORKLOADS[name].build(shape):
+                add(counting.trace(fn).records, repeat)
+    return [
+        [op_class, flops, nbytes, peak, n, fusible]
+        for (op_class, flops, nbytes, peak, fusible), n in sorted(merged.items())
+    ]
 
 
 def cache_key(name: str, shape: Shape) -> str:
@@ -698,8 +878,9 @@ def cache_key(name: str, shape: Shape) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def cached(row_id: str, name: str, shape: Shape, *, recount: bool = False,
-           cache_dir: Path = CACHE_DIR) -> list[list[Any]]:
+def cached(
+    row_id: str, name: str, shape: Shape, *, recount: bool = False, cache_dir: Path = CACHE_DIR
+) -> list[list[Any]]:
     """The records of one row, from ``cache_dir/<row_id>.json`` when its key still matches."""
     path = cache_dir / f"{row_id}.json"
     key = cache_key(name, shape)

@@ -6,7 +6,6 @@ tests need neither a GPU nor the minutes it takes to count a 70B model.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import sys
@@ -97,17 +96,18 @@ def test_llama_prefill_flops_match_the_analytic_count(rows: list[fit.Row]) -> No
     assert matmul == pytest.approx(expected, rel=0.02)
 
 
-def _shipped() -> model.Coefficients:
-    return profiles.shared_coefficients()[0]
+def _shipped() -> fit.Fitted:
+    return fit.shipped()
 
 
 def test_fit_reproduces_the_shipped_coefficients(prepared: list[fit.Prepared]) -> None:
     pytest.importorskip("scipy")
     fit_items = [item for item in prepared if item.row.split == "fit"]
-    refitted = fit.rounded(fit.fit(fit_items))
-    shipped = _shipped()
-    for name in fit.NAMES:
-        assert getattr(refitted, name) == pytest.approx(getattr(shipped, name), rel=2e-3), name
+    refitted = dict(fit.rounded(fit.fit(fit_items)).values())
+    shipped = dict(_shipped().values())
+    assert refitted.keys() == shipped.keys()
+    for name, value in shipped.items():
+        assert refitted[name] == pytest.approx(value, rel=2e-3), name
 
 
 def test_shipped_validation_band_is_what_the_validation_rows_give(
@@ -133,23 +133,43 @@ def test_validation_rows_meet_the_targets(prepared: list[fit.Prepared]) -> None:
 def _energy(records: list[model.OpRecord], gpu: str, engine: str, boards: int = 1) -> float:
     profile = fit.profile_for(gpu)
     return model.evaluate(
-        profile, _shipped(), records, engine=engine, tensor_parallel=boards
+        profile, _shipped().for_gpu(gpu), records, engine=engine, tensor_parallel=boards
     ).energy_j
 
 
-def test_the_same_work_costs_less_on_an_h100_than_on_an_a100(rows: list[fit.Row]) -> None:
-    for row_id in ("s4-meta-llama-3.1-8b-text-generation", "s4-stable-diffusion-2-1-image-generation"):
+def test_the_same_gpu_bound_work_costs_less_on_an_h100_than_on_an_a100(
+    rows: list[fit.Row],
+) -> None:
+    # compute-bound (a UNet's 30 fp32 steps, convolutions in TF32) against every A100;
+    # memory-bound (Llama-3.1-8B decode at batch 8, compiled) against the A100 SXM 40GB, of
+    # the same 400 W per byte/s as the table's A100 rows. Where power is a fraction of TDP,
+    # memory-bound work costs TDP / bandwidth per byte: 209 pJ/B on the H100 against 196 on
+    # the A100 SXM 80GB and 161 on the 250 W A100 PCIe, and host-bound eager work costs
+    # static power x host time; those two orderings are open (docs/roofline-validation.md,
+    # "Orderings").
+    cases = {
+        "s4-stable-diffusion-2-1-image-generation": (
+            "A100-SXM-80GB",
+            "A100-PCIe-40GB",
+            "A100-SXM-40GB",
+        ),
+        "s1-llama-31-8b-instruct-lm-arena-chat-h100x1-s8": ("A100-SXM-40GB",),
+    }
+    for row_id, a100s in cases.items():
         row = next(r for r in rows if r.id == row_id)
         records = fit.row_records(row)
         h100 = _energy(records, "H100-SXM", row.engine)
-        for a100 in ("A100-SXM-80GB", "A100-PCIe-40GB", "A100-SXM-40GB"):
+        for a100 in a100s:
             assert h100 < _energy(records, a100, row.engine), (row_id, a100)
 
 
 def test_a_larger_batch_costs_less_per_token(rows: list[fit.Row]) -> None:
     llama = sorted(
-        (r for r in rows if r.workload == "llama-3.1-8b" and r.gpu == "H100-SXM"
-         and r.engine == "compiled"),
+        (
+            r
+            for r in rows
+            if r.workload == "llama-3.1-8b" and r.gpu == "H100-SXM" and r.engine == "compiled"
+        ),
         key=lambda r: r.shape.batch,
     )
     per_token = [_energy(fit.row_records(r), r.gpu, r.engine) / r.per for r in llama]
@@ -166,45 +186,10 @@ def test_fit_source_names_the_fit_and_the_table() -> None:
         "benchmarks/roofline_calibration.toml, 2026-12-04"
     )
     for name in fit.NAMES:
-        assert profiles.shared_coefficients()[1][name].startswith("fitted by benchmarks/roofline_fit.py")
-
-
-def test_sampled_decode_steps_agree_with_every_step(monkeypatch: pytest.MonkeyPatch) -> None:
-    # the workload counts DECODE_SAMPLES decode steps, each for a block of steps: FLOPs and
-    # bytes are exact, and energy within 0.5% of counting every step
-    tiny = ("LlamaConfig", dict(hidden_size=256, intermediate_size=512, num_hidden_layers=2,
-                                num_attention_heads=4, num_key_value_heads=2,
-                                vocab_size=1000), "test", 0)
-    monkeypatch.setitem(workloads.LLM_CONFIGS, "tiny-llama", tiny)
-    monkeypatch.setitem(workloads.WORKLOADS, "tiny-llama",
-                        dataclasses.replace(workloads.WORKLOADS["llama-3.1-8b"],
-                                            build=lambda s: workloads._llm_segments("tiny-llama", s)))
-    profile = fit.profile_for("H100-SXM")
-    for engine in ("eager", "compiled"):
-        shape = workloads.Shape(batch=2, precision="bf16", engine=engine, input_tokens=40,
-                                output_tokens=60)
-        sampled = [model.OpRecord(*r) for r in workloads.count("tiny-llama", shape)]
-        every = [model.OpRecord(*r) for r in _every_step("tiny-llama", shape)]
-        a = model.evaluate(profile, _shipped(), sampled, engine=engine)
-        b = model.evaluate(profile, _shipped(), every, engine=engine)
-        assert (a.flops, a.bytes, a.kernels) == (b.flops, b.bytes, b.kernels)
-        assert a.energy_j == pytest.approx(b.energy_j, rel=5e-3)
-
-
-def _every_step(name: str, shape: workloads.Shape) -> list[list[object]]:
-    from pytest_energy.meters.roofline import counting
-
-    llm = workloads._llm(name, shape.dtype)
-    with torch.device("meta"):
-        prompt = torch.zeros(shape.batch, shape.input_tokens, dtype=torch.long)
-        token = torch.zeros(shape.batch, 1, dtype=torch.long)
-    cache = workloads._cache(llm, shape, 0)
-
-    def run() -> None:
-        llm(input_ids=prompt, cache=cache, use_cache=True, logits_to_keep=1)
-        for _ in range(shape.output_tokens - 1):
-            llm(input_ids=token, cache=cache, use_cache=True, logits_to_keep=1)
-
-    with torch.inference_mode():
-        records = counting.trace(run).records
-    return [[r.op_class, r.flops, r.bytes, r.peak_key, r.count, r.fusible] for r in records]
+        assert profiles.shared_coefficients()[1][name].startswith(
+            "fitted by benchmarks/roofline_fit.py"
+        )
+    for gpu, (names, _) in fit.OVERRIDES.items():
+        sources = fit.profile_for(gpu).coefficient_sources
+        for name in names:
+            assert sources[name].startswith("fitted by benchmarks/roofline_fit.py"), (gpu, name)
