@@ -6,6 +6,7 @@
     PYTHONPATH=. python benchmarks/roofline_fit.py --markdown   # the tables of
                                                                 # docs/roofline-validation.md
     PYTHONPATH=. python benchmarks/roofline_fit.py --recount    # recount every row's records
+    PYTHONPATH=. python benchmarks/roofline_fit.py --orderings  # the same work on each GPU
     PYTHONPATH=. python benchmarks/roofline_fit.py --nvml --target H100-SXM   # on a GPU
 
 Needs the benchmark extra ``pip install -e ".[roofline-fit]"`` (scipy for the optimiser,
@@ -438,14 +439,15 @@ def text_table(results: Sequence[Result]) -> str:
 
 def markdown_table(results: Sequence[Result]) -> str:
     lines = [
-        "| row | model | GPU | engine | batch | measured | modelled | ratio |",
-        "|---|---|---|---|---|---|---|---|",
+        "| row | model | GPU | engine | batch | measured | modelled | ratio | time ratio |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
+        t = r.time_ratio
         lines.append(
             f"| `{r.row.id}` | {r.row.model} | {r.row.gpu} x{r.row.gpus} | {r.row.engine} | "
             f"{r.row.shape.batch} | {r.row.measured:.4g} {r.row.unit} | {r.modelled:.4g} | "
-            f"{r.ratio:.2f} |"
+            f"{r.ratio:.2f} | {'' if t is None else f'{t:.2f}'} |"
         )
     return "\n".join(lines)
 
@@ -561,6 +563,42 @@ def run_fit(args: argparse.Namespace) -> None:
         print(f"\nwrote the coefficients and the [validation] band into {PROFILES_TOML}")
 
 
+#: Rows whose work --orderings prices on every GPU: compute-bound, memory-bound, host-bound.
+ORDERING_ROWS = (
+    "s4-stable-diffusion-2-1-image-generation",
+    "s1-llama-31-8b-instruct-lm-arena-chat-h100x1-s8",
+    "s1-llama-31-8b-instruct-lm-arena-chat-h100x1-s512",
+    "s4-meta-llama-3.1-8b-text-generation",
+    "s4-bert-large-sst2-text-classification",
+)
+ORDERING_GPUS = ("H100-SXM", "H200-SXM", "B200", "A100-SXM-80GB", "A100-SXM-40GB", "A100-PCIe-40GB")
+
+
+def run_orderings() -> None:
+    """The same work (a row's records) priced on each GPU with the shipped coefficients."""
+    fitted = shipped()
+    by_id = {row.id: row for row in load_rows()}
+    print("| work (row) | engine | " + " | ".join(ORDERING_GPUS) + " |")
+    print("|---|---|" + "---|" * len(ORDERING_GPUS))
+    for row_id in ORDERING_ROWS:
+        (item,) = prepare([by_id[row_id]])
+        cells = []
+        for gpu in ORDERING_GPUS:
+            c = fitted.for_gpu(gpu)
+            b = model.evaluate(profile_for(gpu), c, item.records, engine=item.row.engine)
+            cells.append(f"{b.energy_j / item.row.per:.4g}")
+        print(f"| `{row_id}` ({item.row.unit}) | {item.row.engine} | " + " | ".join(cells) + " |")
+    per_byte = [
+        profile_for(gpu).board_power_w / profile_for(gpu).memory_bandwidth_b_s
+        for gpu in ORDERING_GPUS
+    ]
+    print(
+        "| TDP / memory bandwidth (pJ/B) | | "
+        + " | ".join(f"{v * 1e12:.0f}" for v in per_byte)
+        + " |"
+    )
+
+
 def run_nvml(args: argparse.Namespace) -> None:  # pragma: no cover - needs a GPU
     import torch
 
@@ -624,6 +662,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--markdown", action="store_true", help="print markdown tables")
     parser.add_argument("--recount", action="store_true", help="recount every row's records")
+    parser.add_argument(
+        "--orderings",
+        action="store_true",
+        help="price a few rows' work on every GPU (shipped coefficients)",
+    )
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--nvml", action="store_true", help="measure on this machine's GPU")
     parser.add_argument("--target", default="H100-SXM", help="profile for --nvml")
@@ -632,6 +675,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.nvml:
         run_nvml(args)
+    elif args.orderings:
+        run_orderings()
     else:
         run_fit(args)
 
