@@ -50,6 +50,7 @@ import datetime
 import math
 import statistics
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -212,9 +213,11 @@ def profile_for(name: str) -> profiles.Profile:
     return profiles.load_profile(str(extra) if extra.is_file() else name)
 
 
-def row_records(row: Row, *, recount: bool = False) -> list[model.OpRecord]:
+def row_records(
+    row: Row, *, recount: bool = False, cache_dir: Path = workloads.CACHE_DIR
+) -> list[model.OpRecord]:
     """The op records of one row's work (from the cache unless ``recount``)."""
-    raw = workloads.cached(row.id, row.workload, row.shape, recount=recount)
+    raw = workloads.cached(row.id, row.workload, row.shape, recount=recount, cache_dir=cache_dir)
     return [model.OpRecord(*values) for values in raw]
 
 
@@ -229,12 +232,16 @@ class Prepared:
 
 
 def prepare(
-    rows: Sequence[Row], *, recount: bool = False, progress: Callable[[str], None] | None = None
+    rows: Sequence[Row],
+    *,
+    recount: bool = False,
+    progress: Callable[[str], None] | None = None,
+    cache_dir: Path = workloads.CACHE_DIR,
 ) -> list[Prepared]:
     out = []
     for row in rows:
         start = time.perf_counter()
-        records = tuple(row_records(row, recount=recount))
+        records = tuple(row_records(row, recount=recount, cache_dir=cache_dir))
         if progress is not None:
             progress(f"{row.id}: {len(records)} records, {time.perf_counter() - start:.1f} s")
         out.append(Prepared(row, profile_for(row.gpu), records))
@@ -513,10 +520,26 @@ def write_profiles(
 # --------------------------------------------------------------------------- main
 
 
+def with_input_tokens(rows: Sequence[Row], tokens: int) -> list[Row]:
+    """The rows with every ML.ENERGY LLM row's assumed input length set to ``tokens``."""
+    return [
+        dataclasses.replace(row, shape=dataclasses.replace(row.shape, input_tokens=tokens))
+        if row.source == "S1" and row.unit == "J/output-token"
+        else row
+        for row in rows
+    ]
+
+
 def run_fit(args: argparse.Namespace) -> None:
     rows = load_rows()
     say = (lambda text: print(text, file=sys.stderr)) if args.verbose else None
-    items = prepare(rows, recount=args.recount, progress=say)
+    cache_dir = workloads.CACHE_DIR
+    if args.input_tokens:  # a sensitivity run: recount the changed rows in a cache of its own
+        if args.write:
+            raise SystemExit("--input-tokens is a sensitivity check; it cannot --write")
+        rows = with_input_tokens(rows, args.input_tokens)
+        cache_dir = Path(tempfile.gettempdir()) / "roofline-fit" / f"input-{args.input_tokens}"
+    items = prepare(rows, recount=args.recount, progress=say, cache_dir=cache_dir)
     fit_items = [i for i in items if i.row.split == "fit"]
     val_items = [i for i in items if i.row.split == "validate"]
     if args.shipped:
