@@ -7,6 +7,8 @@
                                                                 # docs/roofline-validation.md
     PYTHONPATH=. python benchmarks/roofline_fit.py --recount    # recount every row's records
     PYTHONPATH=. python benchmarks/roofline_fit.py --orderings  # the same work on each GPU
+    PYTHONPATH=. python benchmarks/roofline_fit.py --input-tokens 512   # sensitivity to the
+                                                    # assumed input length of the LLM rows
     PYTHONPATH=. python benchmarks/roofline_fit.py --nvml --target H100-SXM   # on a GPU
 
 Needs the benchmark extra ``pip install -e ".[roofline-fit]"`` (scipy for the optimiser,
@@ -689,6 +691,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--orderings",
         action="store_true",
         help="price a few rows' work on every GPU (shipped coefficients)",
+    )
+    parser.add_argument(
+        "--input-tokens",
+        type=int,
+        default=0,
+        help="sensitivity: assume this input length for the ML.ENERGY LLM rows (not 256)",
     )
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--nvml", action="store_true", help="measure on this machine's GPU")
