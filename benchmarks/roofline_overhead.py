@@ -3,10 +3,11 @@
     PYTHONPATH=. python benchmarks/roofline_overhead.py [--rounds 15] [--threads 1]
 
 For tiny BERT and GPT-2 configurations at a modest size (built from configs, no download),
-it times each forward pass without the meter (A) and inside ``RooflineMeter.observe()`` (B),
-interleaved A, B, A, B ... so that drift on a shared machine hits both alike, and prints the
-ratio of the medians (and of the minima, which a busy shared machine disturbs less). The
-issue's target is at most 3x.
+it times each forward pass without the meter (A), inside ``RooflineMeter.observe()`` (B) and
+inside an empty ``TorchDispatchMode`` that only passes each op through (C: what any dispatch
+mode costs, the floor under B), interleaved A, B, C, A, B, C ... so that drift on a shared
+machine hits all alike, and prints the ratio of the medians B/A (and of the minima, which a
+busy shared machine disturbs less) and C/A. The issue's target is B/A at most 3x.
 """
 
 from __future__ import annotations
@@ -17,9 +18,21 @@ import time
 from collections.abc import Callable
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 from transformers import BertConfig, BertForSequenceClassification, GPT2Config, GPT2LMHeadModel
 
 from pytest_energy.meters.roofline import RooflineMeter
+
+
+class PassThrough(TorchDispatchMode):  # type: ignore[misc]
+    """A dispatch mode that does nothing but run each op: the floor of any counting mode."""
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False  # as the meter's mode: no torch._dynamo.disable wrapper per op
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        return func(*args, **(kwargs or {}))
 
 
 def cases() -> dict[str, tuple[Callable[[], object], int]]:
@@ -105,26 +118,31 @@ def main() -> None:
                 fn()  # warm-up, metered: fills the cost cache as a real first window would
             plain: list[float] = []
             metered: list[float] = []
+            empty: list[float] = []
             for _ in range(args.rounds):
                 plain.append(timed(fn))
                 with meter.observe():
                     metered.append(timed(fn))
+                with PassThrough():
+                    empty.append(timed(fn))
             before = meter.tally().kernels
             with meter.observe():
                 fn()
             kernels = meter.tally().kernels - before
             a, b = statistics.median(plain), statistics.median(metered)
-            rows.append((label, kernels, a * 1e3, b * 1e3, b / a, min(metered) / min(plain)))
+            c = statistics.median(empty)
+            rows.append((label, kernels, a * 1e3, b * 1e3, b / a, min(metered) / min(plain), c / a))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.rounds} rounds")
     header = (
         f"{'case':<44} {'kernels':>7} {'plain ms':>9} {'metered ms':>10} {'ratio':>6} "
-        f"{'min ratio':>9}"
+        f"{'min ratio':>9} {'empty mode':>10}"
     )
     print(header)
     print("-" * len(header))
-    for label, kernels, a_ms, b_ms, ratio, min_ratio in rows:
+    for label, kernels, a_ms, b_ms, ratio, min_ratio, empty_ratio in rows:
         print(
             f"{label:<44} {kernels:>7} {a_ms:>9.2f} {b_ms:>10.2f} {ratio:>5.2f}x {min_ratio:>8.2f}x"
+            f" {empty_ratio:>9.2f}x"
         )
 
 

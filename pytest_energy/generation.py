@@ -26,7 +26,9 @@ each operation of a decode step costs an affine function of the context length, 
 first four steps are run (and counted), the per-operation growth per position is read off
 steps 1 to 3 and checked to be the same between them, and every later step's operations are
 counted from it exactly, in integers. If the steps are not affine (a model whose step
-changes shape), every step is run. Any other meter, or real tensors, run every step.
+changes shape), every step is run, and so is every step of a model with a sliding or
+chunked attention window shorter than the sequence (past the window a step stops growing).
+Any other meter, or real tensors, run every step.
 
 Deterministic: the same model, counts and meter give the same operations every time.
 """
@@ -98,6 +100,23 @@ def check(model: object, batch_size: int, prompt_tokens: int, new_tokens: int) -
         )
 
 
+def _window(config: Any) -> int | None:
+    """The smallest attention window of the model (sliding or chunked); None when all full."""
+    windows = []
+    if getattr(config, "use_sliding_window", True) and getattr(config, "sliding_window", None):
+        windows.append(int(config.sliding_window))
+    if getattr(config, "attention_chunk_size", None):
+        windows.append(int(config.attention_chunk_size))
+    return min(windows) if windows else None
+
+
+def _affine(model: Any, length: int) -> bool:
+    """Whether every decode step's ops grow linearly with the context: no attention window
+    that the sequence outgrows (past a sliding window, a step stops growing)."""
+    window = _window(model.config)
+    return window is None or window >= length
+
+
 def _device(model: Any) -> Any:
     for parameter in model.parameters():
         return parameter.device
@@ -112,8 +131,8 @@ def _preallocated_cache(model: Any, capacity: int) -> Any:
 
     config = model.config
     layer_types = getattr(config, "layer_types", None) or ()
-    if getattr(config, "sliding_window", None) or any(t != "full_attention" for t in layer_types):
-        # sliding-window layers: transformers' own preallocated cache
+    if _window(config) is not None or any(t != "full_attention" for t in layer_types):
+        # windowed or other layer types: transformers' own preallocated cache
         return StaticCache(config=config, max_cache_len=capacity)
 
     class PreallocatedLayer(DynamicLayer):  # type: ignore[no-untyped-call]
@@ -201,8 +220,9 @@ def run(
     check(model, batch_size, prompt_tokens, new_tokens)
     device = _device(model)
     roofline = isinstance(meter, RooflineMeter)
+    length = prompt_tokens + 1 + new_tokens
     if shortcut is None:
-        shortcut = roofline and torch.device(device).type == "meta"
+        shortcut = roofline and torch.device(device).type == "meta" and _affine(model, length)
     if shortcut and not roofline:
         raise MeasurementError(
             "energy.generate: the decode shortcut models the steps it skips, so it needs the "
@@ -218,7 +238,7 @@ def run(
                 torch.arange(batch_size * prompt_tokens, device=device).mul_(_MULTIPLIER).add_(13)
                 % vocab
             ).view(batch_size, prompt_tokens)
-        cache = _cache(model, engine, prompt_tokens + 1 + new_tokens)
+        cache = _cache(model, engine, length)
         token = forward(prompt, cache)
         mark("prefill")
         if shortcut:

@@ -333,3 +333,74 @@ def test_without_torch_the_error_names_torch_and_the_fix(monkeypatch: pytest.Mon
     assert "torch cannot be imported" in text
     assert "pip install torch" in text
     assert "--index-url https://download.pytorch.org/whl/cpu" in text
+
+
+# -- tensor parallel and engines on a Llama-style model -------------------------------------
+
+
+def llama_on_meta(layers: int = 2) -> tuple[object, object]:
+    transformers = pytest.importorskip("transformers")
+    with torch.device("meta"):
+        model = transformers.LlamaForCausalLM(
+            transformers.LlamaConfig(
+                hidden_size=1024,
+                intermediate_size=4096,
+                num_hidden_layers=layers,
+                num_attention_heads=8,
+                num_key_value_heads=4,
+                vocab_size=32000,
+            )
+        ).to(torch.bfloat16)
+        ids = torch.zeros(4, 128, dtype=torch.long)
+    return model, ids
+
+
+def test_tensor_parallel_adds_two_all_reduces_per_decoder_layer() -> None:
+    model, ids = llama_on_meta(layers=3)
+    meters = {n: RooflineMeter("H100-SXM", engine="compiled", tensor_parallel=n) for n in (1, 4)}
+    for meter in meters.values():
+        with torch.inference_mode(), meter.observe():
+            model(input_ids=ids)  # type: ignore[operator]
+    records = meters[4].trace().records
+    assert records == meters[1].trace().records  # the count does not depend on the boards
+    (collective,) = [r for r in records if r.op_class == "collective"]
+    # one after the attention block's output projection, one after the MLP's down
+    # projection, in every layer: each all-reduces the hidden states (4 x 128 x 1024, bf16)
+    assert collective.count == 2 * 3
+    assert collective.bytes == 4 * 128 * 1024 * 2
+    one, four = (meters[n].counters() for n in (1, 4))
+    assert one["energy_j:collective"] == 0 < four["energy_j:collective"]
+    assert one["flops"] == four["flops"] and one["kernels"] == four["kernels"]
+    t1, t4 = meters[1].tally(), meters[4].tally()
+    assert t4.target_kernels == 4 * t1.target_kernels + 4 * 2 * 3
+    assert t4.time_ps < t1.time_ps  # each board does a quarter of the matrix products
+    assert meters[4].hardware == "4x NVIDIA H100 SXM (roofline v3, compiled)"
+
+
+def test_the_compiled_engine_fuses_pointwise_ops_and_drops_host_time() -> None:
+    model, ids = llama_on_meta()
+    meters = {e: RooflineMeter("H100-SXM", engine=e) for e in ("eager", "compiled")}
+    for meter in meters.values():
+        with torch.inference_mode(), meter.observe():
+            model(input_ids=ids)  # type: ignore[operator]
+    eager, compiled = meters["eager"].tally(), meters["compiled"].tally()
+    assert eager.kernels == compiled.kernels == eager.target_kernels
+    assert compiled.target_kernels < 0.6 * eager.target_kernels  # pointwise ops fused
+    assert sum(compiled.energy_units) < sum(eager.energy_units)
+    assert compiled.energy_units[4] < eager.energy_units[4]  # overhead: no host wait
+
+
+def test_a_tiny_model_is_launch_bound_so_a_wider_layer_does_not_show() -> None:
+    # what docs/measurement.md says test-size models gate: the number of ops, not their size
+    transformers = pytest.importorskip("transformers")
+
+    def joules(width: int) -> float:
+        config = transformers.BertConfig(
+            hidden_size=width, num_hidden_layers=2, num_attention_heads=2, intermediate_size=256
+        )
+        with torch.device("meta"):
+            model = transformers.BertForSequenceClassification(config).eval()
+            ids = torch.zeros(8, 32, dtype=torch.long)
+        return window(RooflineMeter(), lambda: model(input_ids=ids))["joules"]
+
+    assert abs(joules(68) / joules(64) - 1) < 0.01  # 6% wider, under the 1% tolerance

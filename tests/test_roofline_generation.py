@@ -147,6 +147,18 @@ def test_the_shortcut_gives_the_step_by_step_energy_and_counts(engine: str, boar
     assert fast == exact  # in fact exactly: each op is affine in the context length
 
 
+@pytest.mark.parametrize("engine", ["eager", "compiled"])
+def test_a_sliding_window_shorter_than_the_sequence_runs_every_step(engine: str) -> None:
+    # past the window a step stops growing: extrapolating the first steps would be wrong
+    config = transformers.MistralConfig(**{**LLAMA, "sliding_window": 16})
+    with torch.device("meta"):
+        model = transformers.MistralForCausalLM(config).eval()
+    sizes = {"batch_size": 1, "prompt_tokens": 8, "new_tokens": 30}
+    assert figures(model, engine=engine, **sizes) == figures(
+        model, engine=engine, shortcut=False, **sizes
+    )
+
+
 def test_the_shortcut_is_deterministic() -> None:
     model = llama(dtype=torch.bfloat16)
     sizes = {"batch_size": 4, "prompt_tokens": 32, "new_tokens": 40}

@@ -63,9 +63,9 @@ def test_h200_and_b200() -> None:
 
 
 def test_shipped_coefficients_are_provisional_until_fitted() -> None:
-    coefficients, sources, validation = shared_coefficients()
-    assert 0.6 <= coefficients.eta_memory_max <= 0.7
-    assert 0.5 <= coefficients.eta_compute_max <= 0.6
+    # benchmarks/roofline_fit.py replaces the values and sources and adds [validation]
+    _, sources, validation = shared_coefficients()
+    assert set(sources) == set(model.COEFFICIENT_NAMES)
     if validation is None:
         assert all(text.startswith("PROVISIONAL") for text in sources.values())
     else:

@@ -58,134 +58,28 @@ import types
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from . import optables as tables
 from .model import OpPrice, OpRecord
+from .optables import (
+    ATTENTION,
+    DECOMPOSE,
+    ELEMENTWISE,
+    EMBEDDING_BAG,
+    FORMULA,
+    GATHER,
+    INDEXED_WRITE,
+    INT_MM,
+    LINEAR,
+    MATMUL,
+    REDUCTION,
+    REPLAY,
+    REPLAY_NAMES,
+    WRITE_ONLY,
+    ZERO,
+)
 
 #: At most this many distinct op signatures are cached; the cache is cleared when full.
 CACHE_LIMIT = 200_000
-
-# op kinds
-ZERO = 0
-DECOMPOSE = 1
-FORMULA = 2
-LINEAR = 3
-MATMUL = 4
-INT_MM = 5
-ATTENTION = 6
-REPLAY = 7
-GATHER = 8
-EMBEDDING_BAG = 9
-INDEXED_WRITE = 10
-WRITE_ONLY = 11
-REDUCTION = 12
-ELEMENTWISE = 13
-
-#: Ops that read only the rows of their first argument that the indices select.
-_GATHER_NAMES = frozenset({"embedding", "index_select", "index", "gather", "take"})
-_EMBEDDING_BAG_NAMES = frozenset({"_embedding_bag", "_embedding_bag_forward_only"})
-#: Matrix products without a registry formula: name -> FLOPs from (args, out).
-_MATMUL_FLOPS: dict[str, Callable[[Sequence[Any], Any], int]] = {
-    "mv": lambda a, out: 2 * a[0].numel(),
-    "addmv": lambda a, out: 2 * a[1].numel(),
-    "dot": lambda a, out: 2 * a[0].numel(),
-    "vdot": lambda a, out: 2 * a[0].numel(),
-    "addbmm": lambda a, out: 2 * a[1].numel() * a[2].shape[-1],
-    "addr": lambda a, out: 2 * a[1].numel() * a[2].numel(),
-    "_addmm_activation": lambda a, out: 2 * a[1].numel() * a[2].shape[-1],
-    "_weight_int8pack_mm": lambda a, out: 2 * out.numel() * a[0].shape[-1],
-    "_weight_int4pack_mm": lambda a, out: 2 * out.numel() * a[0].shape[-1],
-    "_weight_int4pack_mm_for_cpu": lambda a, out: 2 * out.numel() * a[0].shape[-1],
-    "_weight_int4pack_mm_with_scales_and_zeros": lambda a, out: 2 * out.numel() * a[0].shape[-1],
-    "_dyn_quant_matmul_4bit": lambda a, out: 2 * out.numel() * a[0].shape[-1],
-}
-#: Those whose first argument is an addend, not a matrix: the dtype comes from the second.
-_MATRIX_SECOND = frozenset({"addmv", "addbmm", "addr", "_addmm_activation"})
-#: Ops that write their first argument without reading it.
-_WRITE_ONLY_NAMES = frozenset(
-    {
-        "copy_",
-        "fill_",
-        "zero_",
-        "normal_",
-        "uniform_",
-        "random_",
-        "bernoulli_",
-        "exponential_",
-        "geometric_",
-        "log_normal_",
-        "cauchy_",
-    }
-)
-_INDEXED_WRITE_NAMES = frozenset(
-    {
-        "index_copy",
-        "index_copy_",
-        "index_add",
-        "index_add_",
-        "index_reduce",
-        "index_reduce_",
-        "index_fill",
-        "index_fill_",
-        "index_put",
-        "index_put_",
-        "_index_put_impl_",
-        "scatter",
-        "scatter_",
-        "scatter_add",
-        "scatter_add_",
-        "scatter_reduce",
-        "scatter_reduce_",
-    }
-)
-#: Indexed writes that read the elements they write (read-modify-write).
-_ACCUMULATING = frozenset({"index_add", "index_reduce", "scatter_add", "scatter_reduce"})
-#: The fused fast paths, costed by replaying the slow path (fastpath.py).
-REPLAY_NAMES = frozenset({"_transformer_encoder_layer_fwd", "_native_multi_head_attention"})
-
-#: Metadata ops whose schema does not mark them as views, by OpOverloadPacket name.
-_ZERO_COST_NAMES = frozenset(
-    {
-        "_unsafe_view",
-        "_reshape_alias",
-        "empty",
-        "empty_like",
-        "empty_strided",
-        "new_empty",
-        "new_empty_strided",
-        "resize_",
-        "detach_",
-        "set_",
-        "lift_fresh",
-        "_local_scalar_dense",
-        "is_same_size",
-        "is_nonzero",
-        "sym_size",
-        "sym_stride",
-        "sym_numel",
-        "sym_storage_offset",
-        "size",
-        "stride",
-        "dim",
-        "_has_compatible_shallow_copy_type",
-        "record_stream",
-        "_assert_async",
-        "_assert_tensor_metadata",
-        "_functional_assert_async",
-        "_fused_sdp_choice",
-    }
-)
-
-_DTYPE_KEYS: dict[str, str] = {
-    "torch.float64": "fp64",
-    "torch.float32": "fp32",
-    "torch.float16": "fp16",
-    "torch.bfloat16": "bf16",
-    "torch.int8": "int8",
-    "torch.uint8": "int8",
-    "torch.float8_e4m3fn": "fp8",
-    "torch.float8_e5m2": "fp8",
-    "torch.float8_e4m3fnuz": "fp8",
-    "torch.float8_e5m2fnuz": "fp8",
-}
 
 
 def vector_key(dtype_key: str) -> str:
@@ -232,9 +126,11 @@ class OpCounter:
         self._reduction_tag = torch.Tag.reduction
         self._pointwise_tag = torch.Tag.pointwise
         self._inplace_view_tag = torch.Tag.inplace_view
-        self._kinds: dict[int, int] = {}
+        self.kinds: dict[int, int] = {}
+        """Op kind by ``id(OpOverload)``."""
         self._arguments: dict[int, dict[str, int]] = {}
-        self._costs: dict[tuple[Any, ...], tuple[Cost, ...]] = {}
+        self.cache: dict[tuple[Any, ...], tuple[Cost, ...]] = {}
+        """Costs by call signature (:meth:`key`)."""
         self._matmul_fp32 = "fp32"
         self._conv_fp32 = "fp32"
         self.counts: dict[Cost, int] = {}
@@ -260,23 +156,23 @@ class OpCounter:
         conv = "tf32" if torch.backends.cudnn.allow_tf32 else "fp32"
         if (matmul, conv) != (self._matmul_fp32, self._conv_fp32):
             self._matmul_fp32, self._conv_fp32 = matmul, conv
-            self._costs.clear()
+            self.cache.clear()
 
     # -- classification ---------------------------------------------------------------------
 
     def kind(self, func: Any) -> int:
         # keyed by identity: OpOverload objects live as long as torch, and their __hash__
         # is a Python call
-        kind = self._kinds.get(id(func))
+        kind = self.kinds.get(id(func))
         if kind is None:
             kind = self._classify(func)
-            self._kinds[id(func)] = kind
+            self.kinds[id(func)] = kind
         return kind
 
     def _classify(self, func: Any) -> int:
         name = op_name(func)
         tags = getattr(func, "tags", ())
-        if name in _ZERO_COST_NAMES or self._inplace_view_tag in tags:
+        if name in tables.ZERO_COST_NAMES or self._inplace_view_tag in tags:
             return ZERO
         if "scaled_dot_product" in name and "attention" in name and "backward" not in name:
             return ATTENTION  # before the composite test: costed whole, inner ops uncounted
@@ -291,17 +187,17 @@ class OpCounter:
             return DECOMPOSE
         if getattr(func, "is_view", False):
             return ZERO
-        if name in _MATMUL_FLOPS:
+        if name in tables.MATMUL_FLOPS:
             return MATMUL
         if name == "_int_mm":
             return INT_MM
-        if name in _EMBEDDING_BAG_NAMES:
+        if name in tables.EMBEDDING_BAG_NAMES:
             return EMBEDDING_BAG
-        if name in _GATHER_NAMES:
+        if name in tables.GATHER_NAMES:
             return GATHER
-        if name in _INDEXED_WRITE_NAMES:
+        if name in tables.INDEXED_WRITE_NAMES:
             return INDEXED_WRITE
-        if name in _WRITE_ONLY_NAMES:
+        if name in tables.WRITE_ONLY_NAMES:
             return WRITE_ONLY
         if self._reduction_tag in tags:
             return REDUCTION
@@ -392,7 +288,7 @@ class OpCounter:
         if kind == INDEXED_WRITE:  # index_fill's dim changes what it writes
             key = (*key, *(a for a in args if a.__class__ is int))
         try:
-            return self._costs[key]
+            return self.cache[key]
         except KeyError:
             pass
         except TypeError:  # an unhashable argument: cost it without caching
@@ -402,12 +298,12 @@ class OpCounter:
         return costs
 
     def cached(self, key: Any) -> tuple[Cost, ...] | None:
-        return self._costs.get(key)
+        return self.cache.get(key)
 
     def remember(self, key: Any, costs: tuple[Cost, ...]) -> None:
-        if len(self._costs) >= CACHE_LIMIT:
-            self._costs.clear()
-        self._costs[key] = costs
+        if len(self.cache) >= CACHE_LIMIT:
+            self.cache.clear()
+        self.cache[key] = costs
 
     def _tensors(self, value: Any) -> Iterator[Any]:
         if isinstance(value, self._tensor):
@@ -420,7 +316,7 @@ class OpCounter:
                 yield from self._tensors(item)
 
     def _dtype_key(self, tensor: Any, fp32: str = "fp32") -> str:
-        key = _DTYPE_KEYS.get(str(tensor.dtype), "fp32")
+        key = tables.DTYPE_KEYS.get(str(tensor.dtype), "fp32")
         return fp32 if key == "fp32" else key
 
     def _argument(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], name: str) -> Any:
@@ -470,8 +366,8 @@ class OpCounter:
             op_class, peak_key = "matmul", self._dtype_key(args[0], self._matmul_fp32)
         elif kind == MATMUL:
             name = op_name(func)
-            flops = _MATMUL_FLOPS[name](args, out)
-            matrix = args[1] if name in _MATRIX_SECOND else args[0]
+            flops = tables.MATMUL_FLOPS[name](args, out)
+            matrix = args[1] if name in tables.MATRIX_SECOND else args[0]
             op_class, peak_key = "matmul", self._dtype_key(matrix, self._matmul_fp32)
         elif kind == INT_MM:
             flops = int(self._mm_formula(*args[:2], out_val=out))
@@ -531,7 +427,7 @@ class OpCounter:
         element = self_.element_size()
         index_bytes = source_bytes = 0
         written = 0
-        accumulate = base in _ACCUMULATING
+        accumulate = base in tables.ACCUMULATING
         if base in ("index_copy", "index_add", "index_reduce"):
             index, source = args[2], args[3]
             index_bytes, source_bytes, written = _nbytes(index), _nbytes(source), source.numel()
