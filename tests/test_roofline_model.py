@@ -48,7 +48,9 @@ def test_one_kernel_follows_the_documented_formula(flops: int, nbytes: int, engi
 
 
 def test_a_power_limited_gemm_stretches_and_never_exceeds_tdp() -> None:
-    hungry = dataclasses.replace(C, compute_power_frac=1.5)  # 0.35 + 0.55 x 1.5 > 1
+    # static + eta x compute power above 1: the board would draw more than TDP
+    frac = 2.0 * (1 - C.static_power_frac) / C.eta_compute_max
+    hungry = dataclasses.replace(C, compute_power_frac=frac)
     record = OpRecord("matmul", 2 * 16384**3, 3 * 2 * 16384**2, "bf16")
     capped = evaluate(H100, hungry, [record])
     assert capped.energy_j / capped.time_s == pytest.approx(TDP, rel=1e-6)
@@ -56,7 +58,7 @@ def test_a_power_limited_gemm_stretches_and_never_exceeds_tdp() -> None:
     assert capped.time_s > uncapped_time  # clocked down: slower
     assert capped.energy_j == pytest.approx(
         TDP
-        * (1.5 * record.flops / PEAK_BF16 + C.memory_power_frac * record.bytes / BW)
+        * (frac * record.flops / PEAK_BF16 + C.memory_power_frac * record.bytes / BW)
         / (1 - C.static_power_frac),
         rel=1e-9,
     )
@@ -68,17 +70,22 @@ def test_eager_pays_host_time_and_compiled_does_not() -> None:
     tiny = OpRecord("other", 256, 2048, "fp32")
     eager = evaluate(H100, C, [tiny], engine="eager")
     compiled = evaluate(H100, C, [tiny], engine="compiled")
-    assert eager.time_s == pytest.approx(C.host_s)
-    assert compiled.time_s == pytest.approx(C.kernel_min_s + C.graph_gap_s)
-    # the GPU waits on the host at active clocks: static power over the host time
     t_work = max(
         (256 / 67e12 + C.compute_half_s) / C.eta_compute_max,
         (2048 / BW + C.memory_half_s) / C.eta_memory_max,
     )
+    assert C.host_s > max(t_work, C.kernel_min_s)  # a tiny op: the host is the bottleneck
+    assert eager.time_s == pytest.approx(C.host_s)
+    assert compiled.time_s == pytest.approx(max(t_work, C.kernel_min_s) + C.graph_gap_s)
+    # the GPU waits on the host at active clocks: static power over the host time
     assert eager.overhead_j == pytest.approx(
         TDP * C.static_power_frac * (C.host_s - t_work), abs=2**-29
     )
-    assert eager.energy_j > 5 * compiled.energy_j
+    # the same work, and the static power for the host time instead of the graph gap
+    assert eager.energy_j - compiled.energy_j == pytest.approx(
+        TDP * C.static_power_frac * (eager.time_s - compiled.time_s), rel=1e-6
+    )
+    assert eager.energy_j > 4 * compiled.energy_j
 
 
 def test_compiled_fuses_pointwise_ops() -> None:
