@@ -73,7 +73,6 @@ from pytest_energy.meters.roofline import model, profiles  # noqa: E402
 
 TABLE = HERE / "roofline_calibration.toml"
 #: Profiles the calibration rows need that profiles.toml does not ship (user profile files).
-EXTRA_PROFILES = HERE / "roofline_profiles"
 PROFILES_TOML = Path(profiles.__file__).with_name("profiles.toml")
 
 #: How far (as a factor) a coefficient may stray from its prior for the cost of one row
@@ -209,12 +208,6 @@ def load_rows(path: Path = TABLE) -> list[Row]:
     return rows
 
 
-def profile_for(name: str) -> profiles.Profile:
-    """A shipped profile, or one of the user profile files in ``benchmarks/roofline_profiles``."""
-    extra = EXTRA_PROFILES / f"{name}.toml"
-    return profiles.load_profile(str(extra) if extra.is_file() else name)
-
-
 def row_records(
     row: Row, *, recount: bool = False, cache_dir: Path = workloads.CACHE_DIR
 ) -> list[model.OpRecord]:
@@ -246,7 +239,7 @@ def prepare(
         records = tuple(row_records(row, recount=recount, cache_dir=cache_dir))
         if progress is not None:
             progress(f"{row.id}: {len(records)} records, {time.perf_counter() - start:.1f} s")
-        out.append(Prepared(row, profile_for(row.gpu), records))
+        out.append(Prepared(row, profiles.load_profile(row.gpu), records))
     return out
 
 
@@ -296,7 +289,7 @@ def shipped() -> Fitted:
     """The coefficients profiles.toml ships: shared, and the overridden ones per GPU."""
     shared = profiles.shared_coefficients()[0]
     per_gpu = {
-        gpu: {name: float(getattr(profile_for(gpu).coefficients, name)) for name in names}
+        gpu: {name: float(getattr(profiles.load_profile(gpu).coefficients, name)) for name in names}
         for gpu, (names, _) in OVERRIDES.items()
     }
     return Fitted(shared, per_gpu)
@@ -610,11 +603,11 @@ def run_orderings() -> None:
         cells = []
         for gpu in ORDERING_GPUS:
             c = fitted.for_gpu(gpu)
-            b = model.evaluate(profile_for(gpu), c, item.records, engine=item.row.engine)
+            b = model.evaluate(profiles.load_profile(gpu), c, item.records, engine=item.row.engine)
             cells.append(f"{b.energy_j / item.row.per:.4g}")
         print(f"| `{row_id}` ({item.row.unit}) | {item.row.engine} | " + " | ".join(cells) + " |")
     per_byte = [
-        profile_for(gpu).board_power_w / profile_for(gpu).memory_bandwidth_b_s
+        profiles.load_profile(gpu).board_power_w / profiles.load_profile(gpu).memory_bandwidth_b_s
         for gpu in ORDERING_GPUS
     ]
     print(
@@ -632,7 +625,7 @@ def run_nvml(args: argparse.Namespace) -> None:  # pragma: no cover - needs a GP
 
     if not torch.cuda.is_available():
         raise SystemExit("--nvml needs a CUDA GPU (torch.cuda.is_available() is False)")
-    profile = profile_for(args.target)
+    profile = profiles.load_profile(args.target)
     coefficients = profile.coefficients
     nvml = NvmlMeter()
     dev = torch.device("cuda")

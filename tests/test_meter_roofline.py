@@ -74,16 +74,23 @@ def test_attributes(meter: RooflineMeter) -> None:
     assert "GPU-board energy (what NVML reads)" in meter.provenance
     assert "target H100-SXM" in meter.provenance
     assert "NVIDIA H100 Tensor Core GPU datasheet" in meter.provenance
-    profile = meter.profile
-    if profile.validation is None:
-        assert meter.provenance.endswith("not yet validated")
-    else:
-        assert profile.validation.sentence() in meter.provenance
+    assert meter.profile.validation is not None
+    assert meter.profile.validation.sentence() in meter.provenance
     assert meter.read() == {"roofline:H100-SXM": 0.0}
     assert meter.counters() == {"flops": 0.0, "bytes": 0.0, "kernels": 0.0} | dict.fromkeys(
         SPLIT, 0.0
     )
     meter.close()
+
+
+def test_a_user_profile_is_not_quoted_the_shipped_band(tmp_path: Path) -> None:
+    path = tmp_path / "lab.toml"
+    path.write_text(
+        'hardware = "Lab GPU"\nboard_power_w = 300\nmemory_bandwidth_gb_s = 1000\n'
+        "peak_tflops = { fp32 = 10 }\n"
+    )
+    assert RooflineMeter(str(path)).provenance.endswith("not yet validated")
+    assert not RooflineMeter("B200").provenance.endswith("not yet validated")
 
 
 def test_the_hardware_key_names_the_model_version_engine_and_boards() -> None:

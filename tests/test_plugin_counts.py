@@ -79,7 +79,7 @@ def counts_pytester(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def test_counts_are_read_from_generate_outputs(counts_pytester: pytest.Pytester) -> None:
-    counts_pytester.makepyfile(test_counts=SUITE)
+    counts_pytester.makepyfile(test_generate_outputs=SUITE)
     result = counts_pytester.runpytest(*BASE)
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(

@@ -48,7 +48,7 @@ def test_table_has_enough_rows_of_scope_g_and_a_third_held_out(rows: list[fit.Ro
 
 def test_every_row_has_a_resolvable_gpu_profile(rows: list[fit.Row]) -> None:
     for name in {row.gpu for row in rows}:
-        assert fit.profile_for(name).name == name
+        assert profiles.load_profile(name).name == name
 
 
 def test_a_row_of_another_scope_is_refused(tmp_path: Path) -> None:
@@ -142,7 +142,7 @@ def test_validation_rows_meet_the_targets(prepared: list[fit.Prepared]) -> None:
 
 
 def _energy(records: list[model.OpRecord], gpu: str, engine: str, boards: int = 1) -> float:
-    profile = fit.profile_for(gpu)
+    profile = profiles.load_profile(gpu)
     return model.evaluate(
         profile, _shipped().for_gpu(gpu), records, engine=engine, tensor_parallel=boards
     ).energy_j
@@ -201,6 +201,6 @@ def test_fit_source_names_the_fit_and_the_table() -> None:
             "fitted by benchmarks/roofline_fit.py"
         )
     for gpu, (names, _) in fit.OVERRIDES.items():
-        sources = fit.profile_for(gpu).coefficient_sources
+        sources = profiles.load_profile(gpu).coefficient_sources
         for name in names:
             assert sources[name].startswith("fitted by benchmarks/roofline_fit.py"), (gpu, name)

@@ -24,6 +24,7 @@ SHIPPED = (
     "H200-SXM",
     "B200",
     "A100-SXM-80GB",
+    "A100-SXM-40GB",
     "A100-PCIe-40GB",
     "L40S",
     "L4",
@@ -62,14 +63,17 @@ def test_h200_and_b200() -> None:
     assert b200.interconnect_b_s == 900e9
 
 
-def test_shipped_coefficients_are_provisional_until_fitted() -> None:
-    # benchmarks/roofline_fit.py replaces the values and sources and adds [validation]
+def test_shipped_coefficients_are_fitted_and_every_shipped_profile_quotes_the_band() -> None:
+    # benchmarks/roofline_fit.py writes the values, their sources and [validation]
     _, sources, validation = shared_coefficients()
     assert set(sources) == set(model.COEFFICIENT_NAMES)
-    if validation is None:
-        assert all(text.startswith("PROVISIONAL") for text in sources.values())
-    else:
-        assert all("roofline_fit.py" in text for text in sources.values())
+    assert all("roofline_fit.py" in text for text in sources.values())
+    assert validation is not None and validation.rows >= 30
+    # the B200 overrides two coefficients with fitted values; its rows were validated with them
+    b200 = load_profile("B200")
+    assert b200.coefficients != shared_coefficients()[0]
+    for name in SHIPPED:
+        assert load_profile(name).validation == validation, name
 
 
 USER_PROFILE = """\

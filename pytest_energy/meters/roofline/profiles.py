@@ -279,7 +279,9 @@ def parse_profile(name: str, table: Mapping[str, Any], origin: str) -> Profile:
         coefficients=coefficients,
         sources=_strings(where, "sources", table.get("sources", {}), _SOURCE_KEYS),
         coefficient_sources=coefficient_sources,
-        validation=validation if origin == "built-in" and not values else None,
+        # the band covers the shipped profiles with their fitted overrides (the B200's), not a
+        # user's file, whose figures or coefficients the validation rows never saw
+        validation=validation if origin == "built-in" else None,
         origin=origin,
     )
 
