@@ -74,9 +74,16 @@ class Verdict:
 
     @property
     def improved_beyond_bound(self) -> bool:
-        """Improved by more than run-to-run noise explains: worth recording as a new level."""
+        """Improved on its baseline by more than run-to-run noise explains: worth recording
+        as a new level. Never for ``energy.compare``, whose cheaper candidate is a pass, not
+        a level to record."""
         c = self.comparison
-        return c is not None and c.status is Status.IMPROVED and c.improved_beyond_bound
+        return (
+            self.check == BASELINE
+            and c is not None
+            and c.status is Status.IMPROVED
+            and c.improved_beyond_bound
+        )
 
 
 def judge(

@@ -181,3 +181,15 @@ def test_a_result_travels_as_plain_values(tmp_path: Path) -> None:
     compare = Result(candidate, judge(candidate, current, Rule(3, 0.01, None, False, True),
                                       check=COMPARE))  # fmt: skip
     assert Result.from_plain(json.loads(json.dumps(compare.to_plain()))) == compare
+
+
+def test_a_cheaper_compare_candidate_is_no_level_to_record(tmp_path: Path) -> None:
+    """An improved baseline says "record the new level"; a cheaper energy.compare candidate
+    passes, and there is nothing to record (the example project's footnote said so)."""
+    current, candidate = pair(-0.2, deterministic=True)
+    rule = Settings().rule(deterministic=True, estimated=True)
+    against_baseline = judge(candidate, current, rule, budget_kwh=None)
+    against_current = judge(candidate, current, rule, budget_kwh=None, check=COMPARE)
+    assert against_baseline.status == against_current.status == "improved"
+    assert against_baseline.improved_beyond_bound
+    assert not against_current.improved_beyond_bound
