@@ -414,9 +414,9 @@ class Record:
         return self.per_inference("kernels")
 
     @property
-    def energy_split_j(self) -> dict[str, float] | None:
+    def split_j_per_inference(self) -> dict[str, float] | None:
         """Modelled energy per inference by op class (``matmul``, ``attention``, ``other``,
-        ``overhead``), when the meter splits it (roofline); medians over windows."""
+        ``collective``, ``overhead``), when the meter splits it (roofline); medians over windows."""
         classes = sorted(
             {
                 k.partition(":")[2]

@@ -54,7 +54,7 @@ def test_generate_on_meta_is_modelled_and_split(pytester: pytest.Pytester) -> No
     prefill, decode = test["prefill_j_per_inference"], test["decode_j_per_token"]
     assert isinstance(prefill, float) and isinstance(decode, float) and prefill > 0 < decode
     assert prefill * 4 + decode * 32 == pytest.approx(test["energy_j"], rel=1e-9)
-    split = test["energy_split_j"]
+    split = test["split_j_per_inference"]
     assert isinstance(split, dict) and set(split) >= {"matmul", "attention", "other", "overhead"}
     assert "J/token" in result.stdout.str()
 

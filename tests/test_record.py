@@ -106,7 +106,7 @@ def test_a_roofline_record_carries_its_counts_and_energy_split() -> None:
     }
     r = Record.of_windows("t", ROOFLINE, [window(4.0, counts=counts)])
     assert r.flops_per_inference == 2e9 and r.kernels_per_inference == 10.0
-    split = r.energy_split_j
+    split = r.split_j_per_inference
     assert split == {"attention": 0.25, "matmul": 0.5, "other": 0.125, "overhead": 0.125}
     assert math.fsum(split.values()) == pytest.approx(r.energy_j / r.inferences)
 

@@ -258,3 +258,35 @@ def image_checkpoint(settings: Settings) -> Path:
         pipeline.save_pretrained(folder)
 
     return _cached(settings, "image", spec, build)
+
+
+# ---------------------------------------------------------------------------------------
+# The production reply writer, at its real size. Its 8 billion parameters (16 GB in
+# bfloat16) would not fit a CI runner's time or memory, and are not needed to price it:
+# built on torch's "meta" device, the model has every shape and dtype but no storage, so
+# the roofline meter counts its operations without running them.
+# ---------------------------------------------------------------------------------------
+
+#: The sizes of Llama 3.1 8B's published config.json (meta-llama/Llama-3.1-8B-Instruct):
+#: what determines the cost of a forward pass. Its rope scaling changes the values of the
+#: rotary embedding, not its shapes, so it is left out.
+PRODUCTION_LLM: Mapping[str, Any] = dict(
+    hidden_size=4096,
+    intermediate_size=14336,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    vocab_size=128256,
+    max_position_embeddings=131072,
+    rope_theta=500000.0,
+    tie_word_embeddings=False,
+)
+
+
+def production_reply_model() -> torch.nn.Module:
+    """Llama 3.1 8B's architecture in bfloat16 on the meta device: priced, never run."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    with torch.device("meta"):
+        model = LlamaForCausalLM(LlamaConfig(**PRODUCTION_LLM))
+    return model.to(torch.bfloat16).eval()

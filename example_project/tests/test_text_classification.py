@@ -11,16 +11,16 @@ from service.classify import ReviewClassifier
 from service.settings import from_environment
 
 #: kWh per 1,000 reviews, by batch size.
-#: tiny: about three times the roofline medians in the committed baseline (2.949e-6,
-#: 8.499e-7 and 4.515e-7 for batch 1, 8 and 32: v1 classifier modelled on the default
-#: target, H100 SXM; of the other shipped targets MI300X models up to 1.4 times that, the
-#: rest less, all within these budgets). Roofline figures do not move between runs, so
+#: tiny: about three times the roofline figures in the committed baseline (4.657e-5,
+#: 1.192e-5 and 5.943e-6 for batch 1, 8 and 32: v1 classifier modelled on the default
+#: target, H100 SXM; of the other shipped targets B200 models up to 1.9 times that, the
+#: rest at most 1.07 times, all within these budgets). Roofline figures do not move between runs, so
 #: the slack is not for noise: a budget is a cap on the model's cost, and the baseline,
 #: at 1%, catches every smaller change.
 #: realistic: Power Hungry Processing's mean for text classification (0.002 kWh per
 #: 1,000 inferences, whole A100 node); a bert-base classifier on a GPU should stay under it.
 BUDGETS = {
-    "tiny": {1: 9e-6, 8: 2.5e-6, 32: 1.4e-6},
+    "tiny": {1: 1.4e-4, 8: 3.6e-5, 32: 1.8e-5},
     "realistic": {1: 0.002, 8: 0.002, 32: 0.002},
 }[from_environment().size]
 
@@ -58,11 +58,12 @@ def test_batching_lowers_energy_per_review(
         lambda: classifier.classify(reviews, batch_size=32),
         inferences=len(reviews),
     )
-    # roofline on the default target (H100 SXM) models batch 32 at 0.153 times batch 1
-    # per review for v1 and 0.279 for v2, the same digits on every run: a deterministic
-    # meter's ratio is exact. For v1, every shipped target models 0.14 to 0.26. v2 on
-    # A100 (0.47) or T4 (0.62) fails this check, and that is a finding, not noise: there
-    # the larger model is limited by arithmetic, so batching saves less.
+    # roofline on the default target (H100 SXM) models batch 32 at 0.128 times batch 1
+    # per review for v1 and 0.109 for v2, the same digits on every run: a deterministic
+    # meter's ratio is exact. Every shipped target models 0.12 to 0.14 for v1; for v2 the
+    # T4 models 0.29, the highest: there the larger model is limited by arithmetic, so
+    # batching saves less. A tiny model's cost is mostly kernel launches, which batching
+    # shares out.
     assert check.ratio < 0.4, f"batch 32 cost {check.ratio:.3f} times batch 1 per review"
 
 

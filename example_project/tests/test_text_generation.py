@@ -13,12 +13,13 @@ from service.settings import from_environment
 NEW_TOKENS = 32
 
 #: kWh per 1,000 replies.
-#: tiny: about three times the committed baseline's roofline figure of 6.282e-5 (modelled
-#: on the default target, H100 SXM; MI300X models 1.4 times that, the other shipped
-#: targets less).
+#: tiny: about three times the committed baseline's roofline figure of 9.288e-4 (modelled
+#: on the default target, H100 SXM; B200 models 1.9 times that, MI300X 1.07 times, the
+#: other shipped targets less). The tiny GPT-2 is launch-bound: test_production_model.py
+#: prices the reply writer the service ships.
 #: realistic: Power Hungry Processing's mean for text generation (0.047 kWh per 1,000
 #: inferences, whole A100 node).
-BUDGET = {"tiny": 2e-4, "realistic": 0.047}[from_environment().size]
+BUDGET = {"tiny": 2.8e-3, "realistic": 0.047}[from_environment().size]
 
 
 @pytest.mark.energy_budget(kwh=BUDGET)

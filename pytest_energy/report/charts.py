@@ -281,7 +281,7 @@ def energy_split(results: Sequence[Result]) -> Chart:
     ax = figure.subplots()
     _rows(ax, results)
     for y, result in enumerate(results):
-        split = result.record.energy_split_j or {}
+        split = result.record.split_j_per_inference or {}
         total = sum(split.values())
         left = 0.0
         for name, color, _ in SPLIT:
@@ -355,7 +355,7 @@ def render(results: Sequence[Result]) -> list[Chart] | None:
         noisy = [r for r in results if not r.record.deterministic]
         if noisy:
             drawn.append(spread(noisy))
-        split = [r for r in results if r.record.energy_split_j]
+        split = [r for r in results if r.record.split_j_per_inference]
         if split:
             drawn.append(energy_split(split))
         return drawn

@@ -111,7 +111,7 @@ def test_entry(result: Result, info: RunInfo) -> dict[str, Any]:
         "flops_per_inference": r.flops_per_inference,
         "bytes_per_inference": r.bytes_per_inference,
         "kernels_per_inference": r.kernels_per_inference,
-        "energy_split_j": r.energy_split_j,
+        "split_j_per_inference": r.split_j_per_inference,
         "prefill_j_per_inference": r.prefill_j_per_inference,
         "decode_j_per_token": r.decode_j_per_token,
         "throttled_windows": r.throttled_windows,
