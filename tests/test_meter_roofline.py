@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_script
 
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
@@ -542,21 +543,9 @@ def test_energy_is_whole_quanta() -> None:
 # -- the benchmark scripts' pure parts ------------------------------------------------------
 
 
-def load_benchmark(name: str):  # type: ignore[no-untyped-def]
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"_roofline_benchmark_{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_fit_recovers_the_coefficients_it_was_given() -> None:
     pytest.importorskip("pynvml")
-    fit = load_benchmark("roofline_fit")
+    fit = load_script("roofline_fit")
     idle_w, p_busy, launch_s = 60.0, 650.0, 5e-6
     samples = [
         fit.Sample(f"w{i}", kernels, busy, p_busy * busy + idle_w * launch_s * kernels, 0.0)
@@ -567,7 +556,7 @@ def test_fit_recovers_the_coefficients_it_was_given() -> None:
 
 def test_realistic_table_counts_bert_base_on_the_meta_device() -> None:
     pytest.importorskip("transformers")
-    realistic = load_benchmark("roofline_realistic")
+    realistic = load_script("roofline_realistic")
     meter = RooflineMeter("A100-SXM-80GB")
     run = realistic.classification(torch.float32)
     with torch.inference_mode(), meter.observe():

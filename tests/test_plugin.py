@@ -124,6 +124,7 @@ class TestFixture:
             ),
         ],
     )
+    @pytest.mark.reliability("bad input", "fixture misuse")
     def test_misuse_fails_the_test_with_a_clear_message(
         self, meter_pytester: pytest.Pytester, body: str, message: str
     ) -> None:
@@ -132,6 +133,7 @@ class TestFixture:
         result.assert_outcomes(failed=1)
         result.stdout.fnmatch_lines([f"*energy fixture: *{message}*"])
 
+    @pytest.mark.reliability("bad input", "fixture misuse")
     def test_measuring_after_the_test_finished_is_an_error(
         self, meter_pytester: pytest.Pytester
     ) -> None:
@@ -233,6 +235,7 @@ class TestMarker:
             ("kwh=1, tolerance='lots'", "tolerance: expected a number"),
         ],
     )
+    @pytest.mark.reliability("bad input", "marker arguments")
     def test_bad_arguments_name_the_test_and_marker(
         self, meter_pytester: pytest.Pytester, args: str, message: str
     ) -> None:
@@ -252,6 +255,7 @@ class TestMarker:
         )
         assert not (meter_pytester.path / "energy-baseline.toml").exists()
 
+    @pytest.mark.reliability("bad input", "marker arguments")
     def test_closest_marker_wins_and_same_level_duplicates_are_an_error(
         self, meter_pytester: pytest.Pytester
     ) -> None:
@@ -433,6 +437,7 @@ class TestMeters:
             ("fakemeter:LIVE", "which is not callable"),
         ],
     )
+    @pytest.mark.reliability("bad input", "options and meter specs")
     def test_bad_meter_spec_is_a_usage_error(
         self, meter_pytester: pytest.Pytester, spec: str, message: str
     ) -> None:
@@ -441,6 +446,7 @@ class TestMeters:
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines([f"*{message}*"])
 
+    @pytest.mark.reliability("bad input", "options and meter specs")
     def test_factory_returning_a_non_meter_fails_the_energy_test(
         self, meter_pytester: pytest.Pytester
     ) -> None:
@@ -463,6 +469,7 @@ class TestMeters:
         )
         meter_pytester.runpytest("--energy-meter=broken:Broken").assert_outcomes(passed=1)
 
+    @pytest.mark.reliability("fault", "meter read() raises mid-window")
     def test_sensor_failing_mid_window_fails_only_that_test(
         self, meter_pytester: pytest.Pytester
     ) -> None:
@@ -493,6 +500,7 @@ class TestMeters:
         result.stdout.fnmatch_lines(["*OSError: sensor fell off the bus*"])
         assert (meter_pytester.path / "energy-baseline.toml").read_text() == "schema_version = 1\n"
 
+    @pytest.mark.reliability("fault", "counter goes backwards")
     def test_counter_going_backwards_rejects_the_window(
         self, meter_pytester: pytest.Pytester
     ) -> None:
@@ -598,6 +606,7 @@ class TestOptions:
             ),
         ],
     )
+    @pytest.mark.reliability("bad input", "options and meter specs")
     def test_bad_option_values_are_usage_errors(
         self, meter_pytester: pytest.Pytester, option: str, message: str
     ) -> None:
@@ -614,6 +623,7 @@ class TestOptions:
 
 
 class TestBaselineFile:
+    @pytest.mark.reliability("bad input", "baseline file, whole run")
     def test_corrupt_baseline_stops_the_run_and_is_left_alone(
         self, meter_pytester: pytest.Pytester
     ) -> None:
