@@ -26,9 +26,8 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _common  # noqa: F401  (this checkout's pytest_energy)
 
 from pytest_energy.meters.codecarbon import CodeCarbonMeter, thread_warning
 
@@ -90,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"torch {torch.__version__}, Python {platform.python_version()}, "
         f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} CPUs "
-        "available; Linear({args.features}, {args.features}) vs "
+        f"available; Linear({args.features}, {args.features}) vs "
         f"Linear({args.features}, {2 * args.features}), batch {args.batch}, "
         f"{args.rounds} A/B window pairs of ~{args.window:g} s, {args.repeats} repeats"
     )

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -30,7 +29,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import _common
+
+ROOT = _common.ROOT
 EXAMPLE = ROOT / "example_project"
 BASELINE = EXAMPLE / "energy-baseline.toml"
 SUMMARY = re.compile(r"=+ (.*\d+ (?:passed|failed|error).*?) in [\d.]+s")
@@ -67,8 +68,7 @@ def run_once(number: int, python: str, extra: list[str], workdir: Path) -> Run:
         f"--energy-json={report}",
         *extra,
     ]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    env = _common.child_env()
     started = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     wall_s = time.perf_counter() - started

@@ -34,13 +34,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-try:
-    from pytest_energy.errors import MeterUnavailable
-    from pytest_energy.meters.nvml import NvmlMeter
-except ImportError:  # run from a checkout without installing the package
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from pytest_energy.errors import MeterUnavailable
-    from pytest_energy.meters.nvml import NvmlMeter
+import _common  # noqa: F401  (this checkout's pytest_energy)
+
+from pytest_energy.errors import MeterUnavailable
+from pytest_energy.meters.nvml import NvmlMeter
 
 WINDOW_LENGTHS_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 WINDOWS_PER_LENGTH = 10

@@ -26,8 +26,9 @@ in-process.
    and codecarbon at import, so installing it into a shared environment slows every pytest
    start there; ``--codecarbon-path DIR`` adds a directory holding it (for instance from
    ``pip install --no-deps --target DIR pytest-codecarbon``) for its mode only.
-3. Times ``Recorder.window()`` and ``EnergyFixture.measure()`` enter/exit in-process over
-   ``ZeroMeter``, and the read cost of each real meter that is available here.
+3. Times ``WindowMeter.window()``, ``Recorder.window()`` and ``EnergyFixture.measure()``
+   enter/exit in-process over ``ZeroMeter`` (the fixture through a real ``Measurer`` and
+   ``Judge``), and the read cost of each real meter that is available here.
 4. Profiles the ``fixture+gate`` mode once with cProfile and lists where the time goes.
 
 Usage::
@@ -47,7 +48,6 @@ import importlib
 import inspect
 import io
 import os
-import platform
 import pstats
 import resource
 import shutil
@@ -61,13 +61,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-try:
-    import pytest_energy
-except ImportError:  # run from a checkout without installing the package
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import pytest_energy
+import _common
 
-from pytest_energy.measure import Recorder, WindowPlan
+import pytest_energy
+from pytest_energy.counts import Counts
+from pytest_energy.measure import WindowMeter, provenance_of
+from pytest_energy.record import Work
+from pytest_energy.schedule import Recorder, WindowPlan
 
 TESTS_PER_FILE = 50
 
@@ -89,6 +89,12 @@ class ZeroMeter:
 
     def close(self) -> None:
         pass
+
+
+class UnlockedZeroMeter(ZeroMeter):
+    """ZeroMeter that takes no device lock (``devices = ()``, like the CPU estimate)."""
+
+    devices = ()
 
 
 # -- the generated suite --------------------------------------------------------------------
@@ -170,20 +176,14 @@ def modes(root: Path, codecarbon_path: str) -> list[Mode]:
 
 
 def _env(extra_path: str, pycache: Path | None = None) -> dict[str, str]:
-    """The environment for a pytest subprocess.
+    """The environment for a pytest subprocess (see ``_common.child_env``).
 
     Bytecode (and pytest's assertion-rewritten bytecode) goes to ``pycache``, so that runs
     after the warm-up find it, as they would on a machine where the packages were installed
     normally, and nothing is written into the checkout. Without it every run would compile
     every module and the start-up would dominate all modes.
     """
-    drop = ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTHONDONTWRITEBYTECODE")
-    env = {k: v for k, v in os.environ.items() if k not in drop}
-    if pycache is not None:
-        env["PYTHONPYCACHEPREFIX"] = str(pycache)
-    if extra_path:
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (extra_path, env.get("PYTHONPATH", "")) if p)
-    return env
+    return _common.child_env(*([extra_path] if extra_path else []), pycache=pycache)
 
 
 def pytest_command(args: Sequence[str], *, python: Sequence[str] = (sys.executable,)) -> list[str]:
@@ -316,69 +316,95 @@ def _per_call(fn: Callable[[], object], calls: int, batches: int) -> float:
     return statistics.median(results)
 
 
-def _windows(meter: object, count: int, *, via_fixture: bool) -> float:
-    """CPU seconds per empty window (enter + exit) over ``count`` windows, fresh recorder."""
+def _no_sync() -> None:
+    pass
+
+
+def _windows(meter: object, count: int, how: str) -> float:
+    """CPU seconds per empty window (enter + exit) over ``count`` windows, through
+    ``how``: "meter" (``WindowMeter.window``), "recorder" (``Recorder.window``), "fixture"
+    (``energy.measure`` of a fresh attempt, served by a real Measurer and Judge, which hold
+    the meter's device lock around each window) or "fixture, no lock" (the same with a meter
+    that declares no devices)."""
     from pytest_energy.fixture import Attempt, EnergyFixture
+    from pytest_energy.judge import Judge
+    from pytest_energy.measurer import Measurer
+    from pytest_energy.settings import Settings
 
-    recorder = Recorder(meter, WindowPlan(rounds=1, warmup=0, min_time_s=0.0))  # type: ignore[arg-type]
-    if via_fixture:
-
-        class _Session:  # what the fixture asks of the session: this test's recorder
-            def recorder(self, nodeid: str, tolerance_pct: float | None) -> Recorder:
-                return recorder
+    windows = WindowMeter(meter, sync=_no_sync)
+    plan = WindowPlan(rounds=1, warmup=0, min_time_s=0.0)
+    recorder = Recorder(windows, plan, provenance_of(meter))
+    if how.startswith("fixture"):
+        if how == "fixture, no lock":
+            meter = UnlockedZeroMeter()
+        settings = Settings(baseline_path=Path(os.devnull).with_name("no-such-baseline.toml"))
+        measurer = Measurer(settings, lambda: meter)
+        judge = Judge(settings)
 
         def skip(reason: str) -> NoReturn:
             raise RuntimeError(reason)
 
-        attempt = Attempt(nodeid="bench", budget=None, session=_Session)  # type: ignore[arg-type]
+        attempt = Attempt(
+            nodeid="bench", budget=None, measurer=lambda: measurer, judge=lambda: judge
+        )
         fixture = EnergyFixture(attempt, skip=skip)
         started = time.process_time()
         for _ in range(count):
             with fixture.measure(inferences=1):
                 pass
-    else:
+    elif how == "recorder":
         started = time.process_time()
         for _ in range(count):
-            with recorder.window(1):
+            with recorder.window(Counts(1)):
+                pass
+    else:
+        work = Work(1)
+        started = time.process_time()
+        for _ in range(count):
+            with windows.window(work):
                 pass
     return (time.process_time() - started) / count
 
 
-def window_costs(meter: object, iterations: int, batches: int) -> tuple[float, float]:
-    """Median CPU seconds per window for ``Recorder.window()`` and ``energy.measure()``.
+def window_costs(meter: object, iterations: int, batches: int) -> dict[str, float]:
+    """Median CPU seconds per window of each way to open one (see :func:`_windows`).
 
-    The two are measured in alternating batches, so that both see the same machine load.
+    The ways are measured in interleaved batches, so that all see the same machine load.
     """
     per_batch = max(iterations // batches, 1)
-    plain, fixture = [], []
-    for _ in range(batches):
-        plain.append(_windows(meter, per_batch, via_fixture=False))
-        fixture.append(_windows(meter, per_batch, via_fixture=True))
-    return statistics.median(plain), statistics.median(fixture)
+    ways = ("meter", "recorder", "fixture", "fixture, no lock")
+    seconds: dict[str, list[float]] = {how: [] for how in ways}
+    for index in range(batches):
+        for how in ways if index % 2 == 0 else reversed(ways):
+            seconds[how].append(_windows(meter, per_batch, how))
+    return {how: statistics.median(values) for how, values in seconds.items()}
 
 
 def micro_table(iterations: int, batches: int = 100) -> str:
     meter = ZeroMeter()
     read_s = _per_call(meter.read, iterations, batches)
-    window_s, fixture_s = window_costs(meter, iterations, batches)
+    costs = window_costs(meter, iterations, batches)
     rows = [
         ("ZeroMeter.read()", read_s, "the meter alone"),
-        (
-            "Recorder.window() enter + exit",
-            window_s,
-            f"{(window_s - 2 * read_s) * 1e6:.2f} us without the two reads",
-        ),
-        (
-            "energy.measure() enter + exit",
-            fixture_s,
-            f"{(fixture_s - 2 * read_s) * 1e6:.2f} us without the two reads",
+        *(
+            (
+                f"{name} enter + exit",
+                costs[how],
+                f"{(costs[how] - 2 * read_s) * 1e6:.2f} us without the two reads",
+            )
+            for how, name in (
+                ("meter", "WindowMeter.window()"),
+                ("recorder", "Recorder.window()"),
+                ("fixture", "energy.measure() (device lock per window)"),
+                ("fixture, no lock", "energy.measure(), meter with devices = ()"),
+            )
         ),
     ]
     lines = ["| operation | CPU per call (us) | note |", "|---|---|---|"]
     lines += [f"| {name} | {seconds * 1e6:.2f} | {note} |" for name, seconds, note in rows]
     lines.append(
         f"\n{iterations} calls each; median of {batches} batches of CPU time (time.process_time); "
-        "a fresh Recorder per batch, so the list of windows stays short."
+        "a fresh recorder (and attempt) per batch, so the list of windows stays short."
     )
     return "\n".join(lines)
 
@@ -403,7 +429,7 @@ def meter_table(iterations: int) -> str:
             continue
         try:
             read_s = _per_call(meter.read, iterations, 20)
-            window_s, _ = window_costs(meter, max(iterations // 10, 20), 20)
+            window_s = window_costs(meter, max(iterations // 10, 20), 20)["recorder"]
         finally:
             meter.close()
         lines.append(
@@ -556,13 +582,7 @@ def _trim_pstats(text: str) -> list[str]:
 
 
 def machine() -> str:
-    load = os.getloadavg()
-    return (
-        f"{platform.platform()}, {os.cpu_count()} logical CPUs, "
-        f"Python {platform.python_version()}, "
-        f"pytest {importlib.import_module('pytest').__version__}, pytest-energy "
-        f"{pytest_energy.__version__}; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
-    )
+    return f"{_common.machine()}, pytest {importlib.import_module('pytest').__version__}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

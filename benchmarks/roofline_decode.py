@@ -1,6 +1,6 @@
 """Time and memory of modelling a Llama-3.1-8B-size decode under the roofline meter.
 
-    PYTHONPATH=. python benchmarks/roofline_decode.py [--runs 3] [--engine eager|compiled|both]
+    python benchmarks/roofline_decode.py [--runs 3] [--engine eager|compiled|both]
         [--batch 8] [--prompt 512] [--new 256] [--step-by-step]
 
 The model is built from the Llama-3.1-8B config (hidden 4096, 32 layers, intermediate 14336,
@@ -27,6 +27,7 @@ import time
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+import _common  # noqa: F401, E402  (this checkout's pytest_energy)
 from pytest_energy import generation
 from pytest_energy.meters.roofline import RooflineMeter
 

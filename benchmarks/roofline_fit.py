@@ -1,15 +1,15 @@
 """Fit the roofline model's coefficients to published GPU measurements, and validate them.
 
-    PYTHONPATH=. python benchmarks/roofline_fit.py              # fit, print both tables
-    PYTHONPATH=. python benchmarks/roofline_fit.py --write      # ... and write profiles.toml
-    PYTHONPATH=. python benchmarks/roofline_fit.py --shipped    # evaluate profiles.toml as is
-    PYTHONPATH=. python benchmarks/roofline_fit.py --markdown   # the tables of
+    python benchmarks/roofline_fit.py              # fit, print both tables
+    python benchmarks/roofline_fit.py --write      # ... and write profiles.toml
+    python benchmarks/roofline_fit.py --shipped    # evaluate profiles.toml as is
+    python benchmarks/roofline_fit.py --markdown   # the tables of
                                                                 # docs/roofline-validation.md
-    PYTHONPATH=. python benchmarks/roofline_fit.py --recount    # recount every row's records
-    PYTHONPATH=. python benchmarks/roofline_fit.py --orderings  # the same work on each GPU
-    PYTHONPATH=. python benchmarks/roofline_fit.py --input-tokens 512   # sensitivity to the
+    python benchmarks/roofline_fit.py --recount    # recount every row's records
+    python benchmarks/roofline_fit.py --orderings  # the same work on each GPU
+    python benchmarks/roofline_fit.py --input-tokens 512   # sensitivity to the
                                                     # assumed input length of the LLM rows
-    PYTHONPATH=. python benchmarks/roofline_fit.py --nvml --target H100-SXM   # on a GPU
+    python benchmarks/roofline_fit.py --nvml --target H100-SXM   # on a GPU
 
 Needs the benchmark extra ``pip install -e ".[roofline-fit]"`` (scipy for the optimiser,
 tomlkit to rewrite profiles.toml without losing its comments).
@@ -69,6 +69,7 @@ sys.path.insert(0, str(HERE))
 
 import roofline_workloads as workloads  # noqa: E402
 
+import _common  # noqa: F401, E402  (this checkout's pytest_energy)
 from pytest_energy.meters.roofline import model, profiles  # noqa: E402
 
 TABLE = HERE / "roofline_calibration.toml"

@@ -1,6 +1,6 @@
 """Overhead of the roofline meter's dispatch mode: metered vs unmetered forward passes on CPU.
 
-    PYTHONPATH=. python benchmarks/roofline_overhead.py [--rounds 15] [--threads 1]
+    python benchmarks/roofline_overhead.py [--rounds 15] [--threads 1]
 
 For tiny BERT and GPT-2 configurations at a modest size (built from configs, no download),
 it times each forward pass without the meter (A), inside ``RooflineMeter.observe()`` (B) and
@@ -21,6 +21,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from transformers import BertConfig, BertForSequenceClassification, GPT2Config, GPT2LMHeadModel
 
+import _common  # noqa: F401, E402  (this checkout's pytest_energy)
 from pytest_energy.meters.roofline import RooflineMeter
 
 

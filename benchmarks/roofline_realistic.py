@@ -1,7 +1,7 @@
 """Modelled energy of realistic and tiny inference workloads under the roofline meter:
 figures per inference, kernels, and the share of the energy that is overhead (host and launch).
 
-    PYTHONPATH=. python benchmarks/roofline_realistic.py [--quick]
+    python benchmarks/roofline_realistic.py [--quick]
 
 ``--quick`` skips Stable Diffusion (the slowest workload to count).
 
@@ -39,6 +39,7 @@ from collections.abc import Callable
 
 import torch
 
+import _common  # noqa: F401, E402  (this checkout's pytest_energy)
 from pytest_energy.meters.roofline import RooflineMeter
 
 J_PER_KWH = 3.6e6

@@ -43,6 +43,7 @@ from typing import Any
 
 import torch
 
+import _common  # noqa: F401, E402  (this checkout's pytest_energy)
 from pytest_energy.meters.roofline import counting
 
 #: Where the per-row record caches live (one JSON file per calibration row).

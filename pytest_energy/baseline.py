@@ -567,8 +567,8 @@ def _remove_stale_temporaries(target: Path) -> None:
 
     Called with the lock held: every writer of the file holds it while its temporary file
     exists, so any such file found now belongs to a dead process. Names are matched exactly
-    (``.<name>.<8 characters>.tmp``, as ``mkstemp`` makes them), never as a pattern: a
-    baseline called ``energy-*.toml`` leaves other files alone.
+    (``.<name>.<8 characters>.tmp``, as ``fileio.temporary_name`` makes them), never as a
+    pattern: a baseline called ``energy-*.toml`` leaves other files alone.
     """
     prefix = f".{target.name}."
     try:

@@ -417,6 +417,7 @@ def test_update_creates_missing_file(tmp_path: Path) -> None:
     assert load(path) == baseline_of(entry(1.0))
 
 
+@pytest.mark.reliability("bad input", "baseline file, unit (load)")
 def test_update_refuses_invalid_existing_file(tmp_path: Path) -> None:
     path = tmp_path / "b.toml"
     path.write_text("schema_version = 1\nbogus = 1\n", encoding="utf-8")
@@ -433,6 +434,7 @@ def test_save_leaves_no_temporary_files(tmp_path: Path) -> None:
     assert load(path) == baseline_of(entry(1.0))
 
 
+@pytest.mark.reliability("bad input", "baseline file, unit (load)")
 def test_save_into_missing_directory(tmp_path: Path) -> None:
     path = tmp_path / "does" / "not" / "exist" / "b.toml"
     with pytest.raises(BaselineError) as excinfo:
@@ -746,6 +748,7 @@ BAD_FILES: list[tuple[str, str, str]] = [
 ]
 
 
+@pytest.mark.reliability("bad input", "baseline file, unit (load)")
 @pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf"])
 @pytest.mark.parametrize(("content", "needle"), [pytest.param(c, n, id=i) for i, c, n in BAD_FILES])
 def test_invalid_file_raises_the_same_error_whatever_the_line_endings(
@@ -792,6 +795,7 @@ def test_entry_error_names_the_entry() -> None:
     assert 'entry [hardware.GPU."tests/t.py::test_x"]' in str(excinfo.value)
 
 
+@pytest.mark.reliability("bad input", "baseline file, unit (load)")
 def test_newer_schema_version_says_upgrade(tmp_path: Path) -> None:
     path = tmp_path / "energy-baseline.toml"
     path.write_text(_doc(head=f"schema_version = {SCHEMA_VERSION + 1}\n"), encoding="utf-8")
@@ -802,6 +806,7 @@ def test_newer_schema_version_says_upgrade(tmp_path: Path) -> None:
     assert "pip install -U pytest-energy" in message
 
 
+@pytest.mark.reliability("bad input", "baseline file, unit (load)")
 def test_path_is_a_directory(tmp_path: Path) -> None:
     path = tmp_path / "energy-baseline.toml"
     path.mkdir()
@@ -810,6 +815,7 @@ def test_path_is_a_directory(tmp_path: Path) -> None:
     assert path.is_dir() and list(path.iterdir()) == []
 
 
+@pytest.mark.reliability("bad input", "baseline file, unit (load)")
 def test_non_utf8_bytes(tmp_path: Path) -> None:
     path = tmp_path / "energy-baseline.toml"
     content = b"schema_version = 3\n# caf\xe9 \xff\xfe\n"

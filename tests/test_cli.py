@@ -374,6 +374,7 @@ def test_merge_bad_input_exits_2_and_writes_nothing(
     assert not out_path.exists()
 
 
+@pytest.mark.reliability("bad input", "pytest-energy command (merge, compare, show)")
 def test_merge_keeps_the_hardware_out_has_and_the_inputs_do_not(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -404,6 +405,7 @@ def test_merge_replace_keeps_only_the_inputs(
     assert sorted(baseline_io.load(committed).entries) == [A100]
 
 
+@pytest.mark.reliability("bad input", "pytest-energy command (merge, compare, show)")
 def test_merge_refuses_to_write_a_baseline_over_a_report(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -424,6 +426,7 @@ def test_merge_refuses_to_write_a_baseline_over_a_report(
     assert code == 2 and not (tmp_path / "new.json").exists()
 
 
+@pytest.mark.reliability("bad input", "pytest-energy command (merge, compare, show)")
 def test_merge_a_baseline_with_the_report_of_the_run_that_wrote_it_is_a_no_op(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -566,6 +569,7 @@ def _pair(
     return paths[0], paths[1]
 
 
+@pytest.mark.reliability("bad input", "pytest-energy command (merge, compare, show)")
 def test_compare_uses_the_tolerance_recorded_in_the_reports(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -588,6 +592,7 @@ def test_compare_uses_the_tolerance_recorded_in_the_reports(
         ("setup.cfg", "[tool:pytest]\nenergy_tolerance = 10\n"),
     ],
 )
+@pytest.mark.reliability("bad input", "pytest-energy command (merge, compare, show)")
 def test_compare_uses_the_ini_tolerance(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, text: str
 ) -> None:
@@ -613,6 +618,7 @@ def test_compare_reads_the_ini_given_with_ini(
     assert code == 2 and "energy_tolerance" in err
 
 
+@pytest.mark.reliability("fault", "output pipe closed early (show piped to head)")
 def test_show_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     path = save(
         tmp_path / "big.toml",

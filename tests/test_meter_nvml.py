@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import math
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from benchmark_scripts import load_script
 from fake_pynvml import (
     CLOCK_REASON_BITS,
     ERROR_CODES,
@@ -406,6 +406,7 @@ def test_idle_power_sums_the_metered_gpus_in_watts(meters: list[NvmlMeter]) -> N
 # -- errors during a run --------------------------------------------------------------------
 
 
+@pytest.mark.reliability("fault", "NVML GPU lost, unit (fake pynvml)")
 def test_gpu_lost_mid_run_raises_a_typed_error_naming_the_gpu(meters: list[NvmlMeter]) -> None:
     board = gpu()
     meter = make(meters, FakePynvml([board]))
@@ -425,6 +426,7 @@ def test_gpu_lost_mid_run_raises_a_typed_error_naming_the_gpu(meters: list[NvmlM
         meter.idle_power_w()
 
 
+@pytest.mark.reliability("fault", "NVML GPU lost, unit (fake pynvml)")
 def test_handle_that_disappears_mid_run_raises_gpu_lost(meters: list[NvmlMeter]) -> None:
     board = gpu()
     meter = make(meters, FakePynvml([board]))
@@ -434,6 +436,7 @@ def test_handle_that_disappears_mid_run_raises_gpu_lost(meters: list[NvmlMeter])
     assert info.value.code == NVML_ERROR_GPU_NOT_FOUND
 
 
+@pytest.mark.reliability("fault", "NVML GPU lost, unit (fake pynvml)")
 def test_other_read_failures_are_nvml_errors_with_the_code(meters: list[NvmlMeter]) -> None:
     board = gpu()
     meter = make(meters, FakePynvml([board]))
@@ -445,6 +448,7 @@ def test_other_read_failures_are_nvml_errors_with_the_code(meters: list[NvmlMete
     assert "measurement is invalid" in str(info.value)
 
 
+@pytest.mark.reliability("fault", "NVML GPU lost, unit (fake pynvml)")
 def test_polled_gpu_lost_mid_run_raises_gpu_lost(meters: list[NvmlMeter]) -> None:
     board = gpu(energy_mj=None)
     meter = make(meters, FakePynvml([board]), poll_interval_s=0.001)
@@ -454,6 +458,7 @@ def test_polled_gpu_lost_mid_run_raises_gpu_lost(meters: list[NvmlMeter]) -> Non
         meter.read()
 
 
+@pytest.mark.reliability("fault", "NVML GPU lost, unit (fake pynvml)")
 def test_gpu_lost_before_the_run_is_unavailable() -> None:
     fake = FakePynvml([gpu(lost=True)])
     with pytest.raises(MeterUnavailable, match="fallen off the bus"):
@@ -634,15 +639,8 @@ def test_bytes_from_old_bindings_are_decoded(meters: list[NvmlMeter]) -> None:
 
 
 @pytest.fixture
-def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """benchmarks/gpu_validation.py, imported from its path (it is a script, not a package)."""
-    path = ROOT / "benchmarks" / "gpu_validation.py"
-    spec = importlib.util.spec_from_file_location("gpu_validation", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "gpu_validation", module)  # dataclasses look it up
-    spec.loader.exec_module(module)
-    return module
+def bench() -> ModuleType:
+    return load_script("gpu_validation")
 
 
 def test_benchmark_coefficient_of_variation(bench: ModuleType) -> None:

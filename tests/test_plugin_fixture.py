@@ -87,6 +87,7 @@ class TestFixture:
             ),
         ],
     )
+    @pytest.mark.reliability("bad input", "fixture misuse")
     def test_misuse_fails_the_test_with_a_clear_message(
         self, meter_pytester: pytest.Pytester, body: str, message: str
     ) -> None:
@@ -95,6 +96,7 @@ class TestFixture:
         result.assert_outcomes(failed=1)
         result.stdout.fnmatch_lines([f"*energy fixture: *{message}*"])
 
+    @pytest.mark.reliability("bad input", "fixture misuse")
     def test_measuring_after_the_test_finished_is_an_error(
         self, meter_pytester: pytest.Pytester
     ) -> None:

@@ -92,6 +92,7 @@ class TestMarker:
             ("kwh=1, tolerance='lots'", "tolerance: expected a number"),
         ],
     )
+    @pytest.mark.reliability("bad input", "marker arguments")
     def test_bad_arguments_name_the_test_and_marker(
         self, meter_pytester: pytest.Pytester, args: str, message: str
     ) -> None:
@@ -111,6 +112,7 @@ class TestMarker:
         )
         assert not (meter_pytester.path / "energy-baseline.toml").exists()
 
+    @pytest.mark.reliability("bad input", "marker arguments")
     def test_closest_marker_wins_and_same_level_duplicates_are_an_error(
         self, meter_pytester: pytest.Pytester
     ) -> None:

@@ -51,6 +51,7 @@ class TestMeters:
             ("fakemeter:LIVE", "which is not callable"),
         ],
     )
+    @pytest.mark.reliability("bad input", "options and meter specs")
     def test_bad_meter_spec_is_a_usage_error(
         self, meter_pytester: pytest.Pytester, spec: str, message: str
     ) -> None:
@@ -59,6 +60,7 @@ class TestMeters:
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines([f"*{message}*"])
 
+    @pytest.mark.reliability("bad input", "options and meter specs")
     def test_factory_returning_a_non_meter_fails_the_energy_test(
         self, meter_pytester: pytest.Pytester
     ) -> None:
@@ -81,6 +83,7 @@ class TestMeters:
         )
         meter_pytester.runpytest("--energy-meter=broken:Broken").assert_outcomes(passed=1)
 
+    @pytest.mark.reliability("fault", "meter read() raises mid-window")
     def test_sensor_failing_mid_window_fails_only_that_test(
         self, meter_pytester: pytest.Pytester
     ) -> None:
@@ -111,6 +114,7 @@ class TestMeters:
         result.stdout.fnmatch_lines(["*OSError: sensor fell off the bus*"])
         assert (meter_pytester.path / "energy-baseline.toml").read_text() == "schema_version = 1\n"
 
+    @pytest.mark.reliability("fault", "counter goes backwards")
     def test_counter_going_backwards_rejects_the_window(
         self, meter_pytester: pytest.Pytester
     ) -> None:

@@ -62,6 +62,7 @@ class TestOptions:
             ),
         ],
     )
+    @pytest.mark.reliability("bad input", "options and meter specs")
     def test_bad_option_values_are_usage_errors(
         self, meter_pytester: pytest.Pytester, option: str, message: str
     ) -> None:
@@ -78,6 +79,7 @@ class TestOptions:
 
 
 class TestBaselineFile:
+    @pytest.mark.reliability("bad input", "baseline file, whole run")
     def test_corrupt_baseline_stops_the_run_and_is_left_alone(
         self, meter_pytester: pytest.Pytester
     ) -> None:

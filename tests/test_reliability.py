@@ -1,6 +1,7 @@
 """Reliability: wrong input, misbehaving meters, and jobs killed halfway (issue 6).
 
-Three groups, named so that ``benchmarks/reliability_table.py`` can count them:
+Three groups, each test marked ``@pytest.mark.reliability(group, row)`` so that
+``benchmarks/reliability_table.py`` counts it (tests elsewhere carry the marker too):
 
 * ``test_bad_input[<category>/<case>]``: one table, :data:`BAD_INPUTS`. Each case is a
   real pytest run (pytester, in process) with ``--energy-update-baseline`` next to an
@@ -20,7 +21,6 @@ A case with ``bug=...`` is a package bug, expected to fail (strict xfail) until 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import os
 import signal
@@ -31,13 +31,13 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from benchmark_scripts import load_script
 
 import pytest_energy.baseline as baseline_io
 from pytest_energy.baseline import Baseline, dumps, load
 from pytest_energy.errors import BaselineError
 from pytest_energy.record import Provenance, Record, Work
 
-ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 BASELINE = "energy-baseline.toml"
 HW = "test-rig"
@@ -746,12 +746,24 @@ FIXTURE_CASES = [
 BAD_INPUTS = BASELINE_CASES + MARKER_CASES + OPTION_CASES + FIXTURE_CASES
 
 
+#: The row of benchmarks/reliability_table.py's table that each category counts in.
+BAD_INPUT_ROWS = {
+    "baseline": "baseline file, whole run",
+    "marker": "marker arguments",
+    "option": "options and meter specs",
+    "fixture": "fixture misuse",
+}
+
+
 def _params() -> list[object]:
     return [
         pytest.param(
             case,
             id=case.id,
-            marks=[pytest.mark.xfail(strict=True, reason=f"bug: {case.bug}")] if case.bug else [],
+            marks=[
+                pytest.mark.reliability("bad input", BAD_INPUT_ROWS[case.category]),
+                *([pytest.mark.xfail(strict=True, reason=f"bug: {case.bug}")] if case.bug else []),
+            ],
         )
         for case in BAD_INPUTS
     ]
@@ -760,7 +772,7 @@ def _params() -> list[object]:
 def test_bad_input_ids_are_unique() -> None:
     ids = [case.id for case in BAD_INPUTS]
     assert len(ids) == len(set(ids))
-    assert {case.category for case in BAD_INPUTS} == {"baseline", "marker", "option", "fixture"}
+    assert {case.category for case in BAD_INPUTS} == set(BAD_INPUT_ROWS)
 
 
 @pytest.mark.parametrize("case", _params())
@@ -812,6 +824,7 @@ def _pretend_read_only(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
     monkeypatch.setattr(os, "access", access)
 
 
+@pytest.mark.reliability("bad input", "baseline file, unit (load)")
 def test_bad_baseline_read_only_file_is_refused_by_update(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -832,6 +845,7 @@ def test_bad_baseline_read_only_file_is_refused_by_update(
 # -- odd but valid inputs ----------------------------------------------------------------------
 
 
+@pytest.mark.reliability("valid input", "odd but valid inputs must work")
 def test_missing_baseline_is_empty_and_is_created_on_update(
     meter_pytester: pytest.Pytester,
 ) -> None:
@@ -865,6 +879,7 @@ AWKWARD_PARAMS = [
 ]
 
 
+@pytest.mark.reliability("valid input", "odd but valid inputs must work")
 def test_awkward_node_ids_round_trip_through_the_baseline(meter_pytester: pytest.Pytester) -> None:
     meter_pytester.makeini(
         "[pytest]\ndisable_test_id_escaping_and_forfeit_all_rights_to_community_support = true\n"
@@ -917,6 +932,7 @@ def test_café_ünï(energy):
     assert set(second.values()) == {"ok"}  # each test found its own entry again
 
 
+@pytest.mark.reliability("valid input", "odd but valid inputs must work")
 def test_marker_closest_level_wins_function_over_class_over_module(
     meter_pytester: pytest.Pytester,
 ) -> None:
@@ -1074,6 +1090,7 @@ def _run_with_fault(
         ),
     ],
 )
+@pytest.mark.reliability("fault", "meter read() raises mid-window")
 def test_fault_meter_read_raises_mid_run(
     meter_pytester: pytest.Pytester, faulty: str, message: str
 ) -> None:
@@ -1111,6 +1128,7 @@ def test_fault_meter_read_raises_mid_run(
         ),
     ],
 )
+@pytest.mark.reliability("fault", "counter goes backwards")
 def test_fault_counter_going_backwards_is_rejected(
     meter_pytester: pytest.Pytester, faulty: str, message: str
 ) -> None:
@@ -1151,6 +1169,7 @@ def test_fault_counter_going_backwards_is_rejected(
         ),
     ],
 )
+@pytest.mark.reliability("fault", "device disappears / NaN reading")
 def test_fault_meter_reading_changes_shape(
     meter_pytester: pytest.Pytester, faulty: str, message: str
 ) -> None:
@@ -1214,6 +1233,7 @@ def test_after_plain():
         ),
     ],
 )
+@pytest.mark.reliability("fault", "NVML GPU lost, whole run (fake pynvml)")
 def test_fault_nvml_gpu_lost_mid_run(meter_pytester: pytest.Pytester, how: str) -> None:
     meter_pytester.makepyfile(fakenvml=FAKE_NVML_METER, test_case=NVML_TESTS.format(how=how))
     path = meter_pytester.path / BASELINE
@@ -1238,6 +1258,7 @@ def test_fault_nvml_gpu_lost_mid_run(meter_pytester: pytest.Pytester, how: str) 
     assert after.get(hardware, "test_case.py::test_before") is not None
 
 
+@pytest.mark.reliability("fault", "NVML GPU lost, whole run (fake pynvml)")
 def test_fault_nvml_gpu_lost_before_the_run_fails_the_energy_tests_with_one_paragraph(
     meter_pytester: pytest.Pytester,
 ) -> None:
@@ -1277,6 +1298,7 @@ class FailsToClose(ScriptedMeter):
 """
 
 
+@pytest.mark.reliability("fault", "meter fails outside a window")
 def test_fault_meter_failing_its_first_read(meter_pytester: pytest.Pytester) -> None:
     meter_pytester.makepyfile(edgemeters=EDGE_METERS, test_case=PASSING)
     (meter_pytester.path / BASELINE).write_bytes(VALID_BASELINE)
@@ -1290,6 +1312,7 @@ def test_fault_meter_failing_its_first_read(meter_pytester: pytest.Pytester) -> 
     assert snapshot(meter_pytester.path) == before
 
 
+@pytest.mark.reliability("fault", "meter fails outside a window")
 def test_fault_meter_failing_to_close(meter_pytester: pytest.Pytester) -> None:
     meter_pytester.makepyfile(edgemeters=EDGE_METERS, test_case=PASSING)
     result = meter_pytester.runpytest_subprocess(
@@ -1310,6 +1333,7 @@ class Slow(ScriptedMeter):
 """
 
 
+@pytest.mark.reliability("fault", "windows shorter than the meter's period")
 def test_fault_short_windows_under_filterwarnings_error(meter_pytester: pytest.Pytester) -> None:
     """A meter whose counter refreshes more slowly than the windows last, in a project that
     turns warnings into errors. The warning used to be raised from pytest_runtest_makereport,
@@ -1331,6 +1355,7 @@ def test_fault_short_windows_under_filterwarnings_error(meter_pytester: pytest.P
 # -- faults: interrupted and concurrent baseline writes -----------------------------------------
 
 
+@pytest.mark.reliability("fault", "Ctrl-C / SIGTERM during an update")
 def test_fault_keyboard_interrupt_during_an_update_run(meter_pytester: pytest.Pytester) -> None:
     """Ctrl-C halfway through ``--energy-update-baseline``: the file is whole afterwards.
 
@@ -1393,6 +1418,7 @@ def _raise(exc: BaseException) -> Callable[..., None]:
         pytest.param("os.replace", SystemExit(143), id="sigterm-handler-before-the-rename"),
     ],
 )
+@pytest.mark.reliability("fault", "Ctrl-C / SIGTERM during an update")
 def test_fault_interrupted_inside_update_keeps_the_old_file_and_frees_the_lock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str, exc: BaseException
 ) -> None:
@@ -1412,40 +1438,188 @@ def test_fault_interrupted_inside_update_keeps_the_old_file_and_frees_the_lock(
     assert load(path).get(HW, "test_case.py::test_new") == new
 
 
-@pytest.fixture
-def kill_loop(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """benchmarks/kill_loop.py, imported from its path (it is a script, not a package)."""
-    path = ROOT / "benchmarks" / "kill_loop.py"
-    spec = importlib.util.spec_from_file_location("kill_loop", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "kill_loop", module)  # dataclasses look it up
-    spec.loader.exec_module(module)
-    return module
+@pytest.mark.reliability("fault", "Ctrl-C / SIGTERM during an update")
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_fault_interrupted_just_after_creating_the_temporary_file_leaves_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C that lands the instant the temporary file exists, before the code that
+    created it has returned its name (``benchmarks/kill_loop.py --signal INT`` found this
+    in 2-3 of 100 SIGINTs: inside ``tempfile.mkstemp``): the file is still removed."""
+    path = tmp_path / BASELINE
+    path.write_bytes(VALID_BASELINE)
+    real_open = os.open
+
+    def open_then_interrupt(file: str, flags: int, *args: object, **kwargs: object) -> int:
+        fd = real_open(file, flags, *args, **kwargs)  # type: ignore[arg-type]
+        if str(file).endswith(".tmp"):
+            os.close(fd)
+            raise KeyboardInterrupt
+        return fd
+
+    monkeypatch.setattr(os, "open", open_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        update(path, as_updates(entry(0.001, nodeid="test_case.py::test_new")))
+    monkeypatch.undo()
+    after = snapshot(tmp_path)
+    assert sorted(after) == [BASELINE, BASELINE + ".lock"]  # no temporary file left
+    assert after[BASELINE] == VALID_BASELINE
+    assert _lock_is_free(path)
 
 
+@pytest.mark.reliability("fault", "Ctrl-C / SIGTERM during an update")
+def test_fault_a_killed_writers_temporary_file_is_deleted_by_the_next_update(
+    tmp_path: Path,
+) -> None:
+    """What a SIGKILL inside a write leaves (a file named as ``fileio.temporary_name``
+    names them) is what ``update()``'s clean-up removes."""
+    from pytest_energy.fileio import temporary_name
+
+    path = tmp_path / BASELINE
+    path.write_bytes(VALID_BASELINE)
+    stale = tmp_path / temporary_name(path)
+    stale.write_text("half a baseline", encoding="utf-8")
+    update(path, as_updates(entry(0.001, nodeid="test_case.py::test_new")))
+    assert sorted(snapshot(tmp_path)) == [BASELINE, BASELINE + ".lock"]
+
+
+@pytest.fixture(scope="module")
+def kill_loop() -> ModuleType:
+    return load_script("kill_loop")
+
+
+@pytest.mark.reliability("fault", "killed while saving (short loop)")
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize(("sig", "kills"), [("SIGKILL", 20), ("SIGINT", 6)])
 def test_fault_killed_while_saving_leaves_the_old_or_the_new_file(
     tmp_path: Path, kill_loop: ModuleType, sig: str, kills: int
 ) -> None:
-    """A short run of benchmarks/kill_loop.py (200 kills there). Temporary files left by
-    kills inside a write are allowed: harmless, never read; the benchmark counts them."""
+    """A short run of benchmarks/kill_loop.py (100-200 kills there). A SIGKILL inside a
+    write leaves a temporary file, which the next update() deletes; a SIGINT leaves none."""
     result = kill_loop.kill_loop(tmp_path, kills, sig=getattr(signal, sig), entries=100, seed=kills)
     assert sum(result.outcomes.values()) == kills
     assert result.corrupted == 0, result.lines()
     assert result.load_errors == []
     assert result.stray_files == []
     assert result.update_after_kills_ok
+    assert result.temp_files_after_update == 0
+    if sig == "SIGINT":
+        assert result.left_temp == 0, result.lines()
 
 
+@pytest.mark.reliability("fault", "SIGINT into pytest --energy-update-baseline (short loop)")
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_fault_sigint_into_update_baseline_runs_keeps_the_baseline_whole(tmp_path: Path) -> None:
+    """One SIGINT of ``benchmarks/interrupt_pytest.py`` (100 there), while the baseline is
+    written: the baseline is the old or the whole new file, no temporary file is left, and
+    the run ends with pytest's interrupted summary. (The SIGINTs at other moments, and
+    where a raw traceback can still come from, are counted by the script.)"""
+    result = load_script("interrupt_pytest").pytest_loop(tmp_path, 1, modes=("write",), seed=1)
+    assert len(result.interrupts) == 1
+    for interrupt in result.interrupts:
+        assert interrupt.baseline in ("old", "new"), interrupt
+        assert interrupt.temp_files == []
+        assert not interrupt.internal_error, interrupt.output
+    written = [i for i in result.interrupts if i.phase == "baseline write"]
+    for interrupt in written:  # inside the plugin's own baseline write: pytest's summary
+        assert interrupt.interrupted_summary and not interrupt.tracebacks, interrupt.output
+
+
+def test_benchmarks_find_where_each_traceback_in_a_childs_output_was_raised() -> None:
+    pluggy = "/venv/site-packages/pluggy/_execution.py"
+
+    def traceback(*frames: tuple[str, int, str]) -> str:
+        lines = [f'  File "{f}", line {n}, in {fn}\n    code\n' for f, n, fn in frames]
+        return "Traceback (most recent call last):\n" + "".join(lines) + "KeyboardInterrupt\n"
+
+    output = (
+        traceback(
+            (pluggy, 147, "_multicall"),
+            ("/venv/site-packages/_pytest/terminal.py", 900, "pytest_terminal_summary"),
+            ("/repo/pytest_energy/report/__init__.py", 15, "<module>"),
+            ("/usr/lib/python3.11/typing.py", 1, "inner"),
+        )
+        + "\n!!!!!!! KeyboardInterrupt !!!!!!!\n"
+        + traceback(
+            (pluggy, 147, "_multicall"),
+            ("/venv/site-packages/_hypothesis_pytestplugin.py", 404, "pytest_terminal_summary"),
+            ("/usr/lib/python3.11/typing.py", 1, "inner"),
+        )
+        + traceback(("<frozen runpy>", 198, "_run_module_as_main"))
+    )
+    assert load_script("_common").traceback_origins(output) == [
+        "pytest-energy: pytest_energy/report/__init__.py:15 in <module>",
+        "hook: _hypothesis_pytestplugin.py:404 in pytest_terminal_summary",
+        "outside any hook: <frozen runpy>:198 in _run_module_as_main",
+    ]
+
+
+@pytest.mark.reliability("fault", "two concurrent writers")
 @pytest.mark.skipif(sys.platform == "win32", reason="flock")
 def test_fault_concurrent_updates_keep_every_entry(tmp_path: Path, kill_loop: ModuleType) -> None:
-    """Two processes, 25 update() calls each, distinct node ids, at the same time."""
-    result = kill_loop.race(tmp_path, 25, use_lock=True)
+    """Two processes, 25 update() calls each, distinct node ids, at the same time; the
+    unlocked control (the same read, merge and write without the lock) runs to its end:
+    its writers no longer delete each other's temporary files."""
+    (tmp_path / "locked").mkdir()
+    result = kill_loop.race(tmp_path / "locked", 25, use_lock=True)
     assert result.present == result.expected == 50, result.line()
     assert result.temp_files == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == [BASELINE, BASELINE + ".lock"]
+    assert sorted(p.name for p in (tmp_path / "locked").iterdir()) == [BASELINE, BASELINE + ".lock"]
+    (tmp_path / "unlocked").mkdir()
+    control = kill_loop.race(tmp_path / "unlocked", 25, use_lock=False)
+    assert 0 < control.present <= control.expected
+    assert sorted(p.name for p in (tmp_path / "unlocked").iterdir()) == [BASELINE]
+
+
+def test_reliability_table_counts_the_marked_tests_by_group_and_row(
+    pytester: pytest.Pytester,
+) -> None:
+    """benchmarks/reliability_table.py's plugin on a small suite: what it keeps, how it
+    counts each outcome, and that a marker naming no group is a problem, not a row."""
+    script = load_script("reliability_table")
+    pytester.makeini("[pytest]\nmarkers =\n    reliability(group, row): counted\n")
+    pytester.makepyfile(
+        test_marked="""
+import pytest
+
+@pytest.mark.reliability("fault", "a row")
+@pytest.mark.parametrize("n", [1, 2])
+def test_handled(n):
+    pass
+
+@pytest.mark.reliability("fault", "a row")
+@pytest.mark.xfail(strict=True, reason="bug: known")
+def test_known_bug():
+    assert False
+
+@pytest.mark.reliability("bad input", "another row")
+def test_regressed():
+    assert False
+
+@pytest.mark.reliability("no such group", "x")
+def test_misnamed():
+    pass
+
+def test_not_counted():
+    assert False
+"""
+    )
+    collector = script.Collector()
+    result = pytester.runpytest("-p", "no:cacheprovider", plugins=[collector])
+    result.assert_outcomes(passed=2, xfailed=1, failed=1, deselected=2)
+    assert collector.rows == {
+        ("fault", "a row"): script.Outcomes(passed=2, xfailed=1),
+        ("bad input", "another row"): script.Outcomes(failed=1),
+    }
+    assert collector.bugs == {"test_marked.py::test_known_bug": "bug: known"}
+    assert [p.split(":")[0] for p in collector.problems] == [
+        "test_marked.py",  # test_misnamed's marker
+        "test_marked.py",  # test_regressed failed
+    ]
+    lines = script.table(collector)
+    assert "| bad input | another row | 1 | 0 | 0 | 1 |" in lines
+    assert "| fault | a row | 3 | 2 | 1 | 0 |" in lines
+    assert "| **fault** | **all** | **3** | **2** | **1** | **0** |" in lines
 
 
 # -- hostile values at the writers (issue 14, item 4) -------------------------------------------
@@ -1462,6 +1636,7 @@ class Float32Meter(ScriptedMeter):
 """
 
 
+@pytest.mark.reliability("fault", "hostile values at the report writers, whole run")
 def test_fault_numpy_readings_and_a_non_utf8_file_name_still_write_every_report(
     meter_pytester: pytest.Pytester,
 ) -> None:
@@ -1508,6 +1683,6 @@ def test_kill_loop_never_leaves_a_child_running(kill_loop: ModuleType) -> None:
     )
     assert child.stdout is not None and child.stdout.readline() == "ready\n"
     child.send_signal(signal.SIGINT)
-    assert kill_loop._reap(child, grace_s=0.2) is False
+    assert kill_loop._common.reap(child, grace_s=0.2) is False
     assert child.returncode == -signal.SIGKILL
     child.stdout.close()

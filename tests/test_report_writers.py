@@ -30,6 +30,7 @@ def _strict(text: str) -> object:
     ["t.py::test_a[\ud800x]", "t\udcff.py::test_a", "t.py::test_a[<b>&amp;\"'|`]"],
     ids=["surrogate-in-parametrize-id", "non-utf8-byte-in-file-name", "markup"],
 )
+@pytest.mark.reliability("bad input", "hostile values at the report writers")
 def test_every_writer_survives_a_node_id_utf8_cannot_hold(nodeid: str) -> None:
     results = [data.result(nodeid, data.windows(0.002), baseline=data.entry(0.002))]
     info = RunInfo.create(results, intensity=data.FRANCE, now=data.NOW)
@@ -58,6 +59,7 @@ def _settings(tmp_path: Path, **kwargs: object) -> Settings:
     return Settings(baseline_path=tmp_path / "energy-baseline.toml", **kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.reliability("fault", "one report writer fails")
 def test_an_unwritable_report_does_not_stop_the_others(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("")
     s = _settings(
@@ -76,6 +78,7 @@ def test_an_unwritable_report_does_not_stop_the_others(tmp_path: Path) -> None:
     assert (tmp_path / "e.md").exists() and (tmp_path / "e.html").exists()
 
 
+@pytest.mark.reliability("fault", "one report writer fails")
 def test_a_renderer_bug_is_one_line_and_the_others_are_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -72,7 +72,7 @@ def test_every_row_has_a_current_record_cache(rows: list[fit.Row]) -> None:
         data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
         if data.get("key") != workloads.cache_key(row.workload, row.shape):
             stale.append(row.id)
-    assert stale == [], "recount with: PYTHONPATH=. python benchmarks/roofline_fit.py --recount"
+    assert stale == [], "recount with: python benchmarks/roofline_fit.py --recount"
 
 
 @pytest.mark.parametrize(
@@ -87,7 +87,7 @@ def test_cached_records_are_what_the_workload_counts_today(
     rows: list[fit.Row], row_id: str
 ) -> None:
     # a change of the counting that the cache key does not see shows up here: recount with
-    # PYTHONPATH=. python benchmarks/roofline_fit.py --recount, then refit with --write
+    # python benchmarks/roofline_fit.py --recount, then refit with --write
     row = next(r for r in rows if r.id == row_id)
     cached = json.loads((workloads.CACHE_DIR / f"{row.id}.json").read_text(encoding="utf-8"))
     assert cached["records"] == workloads.count(row.workload, row.shape)

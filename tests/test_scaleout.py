@@ -112,6 +112,7 @@ def test_locks_on_different_devices_do_not_block(tmp_path: Path) -> None:
 # -- shared machine: modes, second user, timeouts, waiting messages, errors -------------------
 
 
+@pytest.mark.reliability("fault", "device lock: hung holder, other users, lock errors")
 def test_lock_directory_is_sticky_and_its_files_shared_with_other_users(tmp_path: Path) -> None:
     """Issue 20 item 12: mode 1777 as /tmp is, so no other account can unlink a held lock."""
     directory = tmp_path / "locks"
@@ -290,6 +291,7 @@ def _start_holder(tmp_path: Path) -> tuple[multiprocessing.process.BaseProcess, 
     return child, int(started.read_text())
 
 
+@pytest.mark.reliability("fault", "device lock: hung holder, other users, lock errors")
 def test_a_hung_holder_times_out_with_a_message_naming_it(tmp_path: Path) -> None:
     child, pid = _start_holder(tmp_path)
     messages: list[str] = []
@@ -332,6 +334,7 @@ def test_no_wait_message_without_contention(tmp_path: Path) -> None:
     assert holder_of(tmp_path / "gpu_0.lock")["pid"] == os.getpid()
 
 
+@pytest.mark.reliability("fault", "device lock: hung holder, other users, lock errors")
 def test_lock_os_errors_are_device_lock_errors(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
@@ -352,6 +355,7 @@ def test_an_unwritable_lock_file_is_a_device_lock_error(tmp_path: Path) -> None:
         pass
 
 
+@pytest.mark.reliability("bad input", "options and meter specs")
 def test_bad_devices_attribute_is_a_clear_error() -> None:
     class Bad:
         name = "bad"
