@@ -350,6 +350,25 @@ class AttemptHooks:
         return final
 
 
+class InterruptGuard:
+    """Ctrl-C during the session's end (the baseline write, the terminal summary, another
+    plugin's summary code) ends the run as pytest ends an interrupted one, with its one-line
+    summary, instead of a raw traceback. The outermost wrapper of ``pytest_sessionfinish``,
+    which also wraps the terminal summary."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, None, None]:
+        try:
+            return (yield)
+        except KeyboardInterrupt:
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+            self.config.hook.pytest_keyboard_interrupt(excinfo=pytest.ExceptionInfo.from_current())
+            return None
+
+
 class EnergyReporter:
     """Collects the results and reports the run, where the run is reported."""
 

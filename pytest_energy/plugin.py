@@ -23,7 +23,7 @@ import pytest
 from . import budget as budget_mod
 from . import settings as settings_mod
 from .errors import ConfigError
-from .hooks import EnergyPlugin, EnergyReporter, EnergyWarning
+from .hooks import EnergyPlugin, EnergyReporter, EnergyWarning, InterruptGuard
 
 if TYPE_CHECKING:
     from .fixture import EnergyFixture
@@ -149,6 +149,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):  # an xdist worker: the controller reports
         return
     config.pluginmanager.register(EnergyReporter(plugin, config), "energy-reporter")
+    config.pluginmanager.register(InterruptGuard(config), "energy-interrupt-guard")
     if settings.gpu_per_worker:
         from . import xdist
 

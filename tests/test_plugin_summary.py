@@ -336,3 +336,20 @@ def test_ctrl_c_while_waiting_for_the_baseline_lock_ends_in_one_line(
     assert "interrupted while writing the energy baseline or reports" in output
     assert "KeyboardInterrupt" in output  # pytest's own interrupted summary
     assert not (meter_pytester.path / "energy-baseline.toml").exists()
+
+
+@pytest.mark.reliability("fault", "Ctrl-C at the end of the session")
+def test_ctrl_c_in_another_plugins_terminal_summary_ends_in_one_line(
+    meter_pytester: pytest.Pytester,
+) -> None:
+    """A SIGINT that lands in the session's end, here in another plugin's summary code (the
+    interrupt loop found 19 of 100 in hypothesis' plugin), ends as an interrupted run."""
+    meter_pytester.makeconftest(
+        "def pytest_terminal_summary():\n    raise KeyboardInterrupt\n"
+    )
+    meter_pytester.makepyfile(test_a="def test_a(energy):\n    energy(lambda: None, inferences=1)\n")
+    result = meter_pytester.runpytest_subprocess(*BASE)
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.INTERRUPTED, output
+    assert "Traceback" not in output and "INTERNALERROR" not in output, output
+    assert "KeyboardInterrupt" in output
