@@ -68,15 +68,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import _common  # noqa: F401  (this checkout's pytest_energy)
 import numpy as np
 
-import _common  # noqa: F401  (this checkout's pytest_energy)
 from pytest_energy import settings as energy_settings
 from pytest_energy import stats
 from pytest_energy.record import RunSummary

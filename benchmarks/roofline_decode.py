@@ -24,10 +24,10 @@ import statistics
 import sys
 import time
 
+import _common  # noqa: F401  (this checkout's pytest_energy)
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-import _common  # noqa: F401, E402  (this checkout's pytest_energy)
 from pytest_energy import generation
 from pytest_energy.meters.roofline import RooflineMeter
 

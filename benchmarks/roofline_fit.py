@@ -67,9 +67,9 @@ else:  # pragma: no cover
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import _common  # noqa: F401, E402  (this checkout's pytest_energy)
 import roofline_workloads as workloads  # noqa: E402
 
-import _common  # noqa: F401, E402  (this checkout's pytest_energy)
 from pytest_energy.meters.roofline import model, profiles  # noqa: E402
 
 TABLE = HERE / "roofline_calibration.toml"

@@ -17,11 +17,11 @@ import statistics
 import time
 from collections.abc import Callable
 
+import _common  # noqa: F401  (this checkout's pytest_energy)
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from transformers import BertConfig, BertForSequenceClassification, GPT2Config, GPT2LMHeadModel
 
-import _common  # noqa: F401, E402  (this checkout's pytest_energy)
 from pytest_energy.meters.roofline import RooflineMeter
 
 

@@ -37,9 +37,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+import _common  # noqa: F401  (this checkout's pytest_energy)
 import torch
 
-import _common  # noqa: F401, E402  (this checkout's pytest_energy)
 from pytest_energy.meters.roofline import RooflineMeter
 
 J_PER_KWH = 3.6e6

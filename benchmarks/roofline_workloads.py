@@ -41,9 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import _common  # noqa: F401  (this checkout's pytest_energy)
 import torch
 
-import _common  # noqa: F401, E402  (this checkout's pytest_energy)
 from pytest_energy.meters.roofline import counting
 
 #: Where the per-row record caches live (one JSON file per calibration row).

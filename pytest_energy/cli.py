@@ -566,9 +566,7 @@ def cmd_targets(args: argparse.Namespace, out: TextIO) -> int:
     for line in targets_table():
         print(line, file=out)
     print(file=out)
-    print(
-        f"meters (--energy-meter): auto tries {', '.join(SENSORS)}, then {ESTIMATE}", file=out
-    )
+    print(f"meters (--energy-meter): auto tries {', '.join(SENSORS)}, then {ESTIMATE}", file=out)
     width = max(map(len, SUMMARY))
     for name, what in SUMMARY.items():
         print(f"  {name.ljust(width)}  {what}", file=out)

@@ -48,7 +48,6 @@ def record_baseline(pytester: pytest.Pytester, cost_j: str = "3.6") -> None:
         run(pytester, "--energy-update-baseline").assert_outcomes(passed=1)
 
 
-
 def report_of(pytester: pytest.Pytester) -> dict[str, dict[str, object]]:
     """The run's JSON report (``--energy-json=energy.json``), its records by node id."""
     data = json.loads((pytester.path / "energy.json").read_text())

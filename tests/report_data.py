@@ -154,8 +154,12 @@ def by_nodeid() -> dict[str, Result]:
 def run_info(*, carbon: bool = True, phone_charge_kwh: float | None = None) -> RunInfo:
     from pytest_energy.settings import Settings
 
-    settings = Settings() if phone_charge_kwh is None else Settings(phone_charge_kwh=phone_charge_kwh)
-    return RunInfo.create(results(), settings=settings, intensity=FRANCE if carbon else None, now=NOW)
+    settings = (
+        Settings() if phone_charge_kwh is None else Settings(phone_charge_kwh=phone_charge_kwh)
+    )
+    return RunInfo.create(
+        results(), settings=settings, intensity=FRANCE if carbon else None, now=NOW
+    )
 
 
 ROOFLINE_HW = "NVIDIA H100 SXM (roofline v3, eager)"
@@ -170,8 +174,15 @@ def modelled(nodeid: str, kwh: float, split: dict[str, float], inferences: int =
                     start_unix_s=1_736_942_400.0)  # fmt: skip
     record = Record.of_windows(
         nodeid,
-        Provenance("roofline", ROOFLINE_HW, estimated=True, deterministic=True, engine="eager",
-                   target="H100-SXM", description="modelled, not measured"),  # fmt: skip
+        Provenance(
+            "roofline",
+            ROOFLINE_HW,
+            estimated=True,
+            deterministic=True,
+            engine="eager",
+            target="H100-SXM",
+            description="modelled, not measured",
+        ),
         [window],
     )
     rule = Rule(tolerance_pct=1.0, alpha=DEFAULT_ALPHA, run_spread_pct=None, deterministic=True)

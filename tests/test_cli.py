@@ -30,9 +30,7 @@ def _away_from_the_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.chdir(tmp_path)
 
 
-def write_report(
-    path: Path, results: list[Result], settings: Settings | None = None
-) -> Path:
+def write_report(path: Path, results: list[Result], settings: Settings | None = None) -> Path:
     info = RunInfo.create(results, settings=settings, now=data.NOW)
     path.write_text(json_report.render(results, info), encoding="utf-8")
     return path
@@ -112,7 +110,9 @@ def test_show_lists_each_entrys_recorded_runs(
         for day, kwh in ((27, 0.00200), (28, 0.00204), (30, 0.00196))
     )
     entry = data.entry(0.00196, count=10, nodeid=BERT)
-    path = save(tmp_path / "b.toml", Record(BERT, entry.provenance, (0.00196,) * 10, entry.work, runs))
+    path = save(
+        tmp_path / "b.toml", Record(BERT, entry.provenance, (0.00196,) * 10, entry.work, runs)
+    )
     code, out, _ = run(capsys, "show", path)
     assert code == 0
     (line,) = [x for x in out.splitlines() if x.startswith(BERT)]

@@ -118,5 +118,7 @@ def test_compare_properties_have_their_own_names() -> None:
         (0.002, None, "skipped", ""),
     ],
 )
-def test_recording_is_one_rule(kwh: float, budget: float | None, outcome: str, expected: str) -> None:
+def test_recording_is_one_rule(
+    kwh: float, budget: float | None, outcome: str, expected: str
+) -> None:
     assert recording(_result(kwh, budget_kwh=budget).verdict, outcome) == expected

@@ -265,9 +265,10 @@ class Deterministic(FakeMeter):
 
 
 def test_a_deterministic_meter_keeps_its_counted_no_work_rule() -> None:
-    with pytest.raises(MeasurementError, match="counted no work"), windows(
-        Deterministic()
-    ).window(Work(1)):
+    with (
+        pytest.raises(MeasurementError, match="counted no work"),
+        windows(Deterministic()).window(Work(1)),
+    ):
         pass
 
 
@@ -294,9 +295,10 @@ def test_a_meta_window_under_a_measuring_meter_is_refused() -> None:
 def test_a_meta_output_is_found_too() -> None:
     torch = _torch()
     meter = FakeMeter()
-    with pytest.raises(MeasurementError, match="a tensor of shape \\(3,\\) on meta"), windows(
-        meter
-    ).window(Work(1)) as probe:
+    with (
+        pytest.raises(MeasurementError, match="a tensor of shape \\(3,\\) on meta"),
+        windows(meter).window(Work(1)) as probe,
+    ):
         probe.produced(torch.empty(3, device="meta"))
         meter.add(1.0)
 
@@ -378,9 +380,9 @@ def test_provenance_of_a_meter() -> None:
 # -- cuda_sync ------------------------------------------------------------------------------
 
 
-def _fake_torch(has_context: object, available: bool = True, initialized: bool = True) -> tuple[
-    types.ModuleType, list[object]
-]:
+def _fake_torch(
+    has_context: object, available: bool = True, initialized: bool = True
+) -> tuple[types.ModuleType, list[object]]:
     calls: list[object] = []
     cuda = types.SimpleNamespace(
         is_available=lambda: available,

@@ -284,4 +284,3 @@ def test_a_projects_own_energy_name_is_not_an_energy_test(
     result = pytester.runpytest("--energy-meter=nvml", "--energy-report", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.OK
     assert "unavailable" not in result.stdout.str() + result.stderr.str()
-

@@ -52,7 +52,10 @@ class TestGate:
             result = run(meter_pytester, "--energy-report")
         result.assert_outcomes(passed=1)
         result.stdout.fnmatch_lines(
-            ["*-16.7% * improved *", "*improved beyond the run-to-run noise*--energy-update-baseline*"]
+            [
+                "*-16.7% * improved *",
+                "*improved beyond the run-to-run noise*--energy-update-baseline*",
+            ]
         )
 
     def test_marker_tolerance_overrides_session_tolerance(
@@ -100,7 +103,11 @@ class TestGate:
             result = run(meter_pytester, "--energy-report")
         result.assert_outcomes(failed=1)
         result.stdout.fnmatch_lines(
-            ["*too few windows for the U test, 1 vs 1 windows*", "*regressed[*] *", "[*] low confidence*"]
+            [
+                "*too few windows for the U test, 1 vs 1 windows*",
+                "*regressed[*] *",
+                "[*] low confidence*",
+            ]
         )
 
     def test_update_keeps_entries_of_tests_not_run(self, meter_pytester: pytest.Pytester) -> None:
@@ -144,4 +151,3 @@ def test_strict_fails_a_test_without_a_baseline_and_says_how(
     lenient.stdout.fnmatch_lines(
         ["pytest-energy: 1 energy test had no comparable baseline entry and was not gated*"]
     )
-

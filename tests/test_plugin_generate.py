@@ -84,5 +84,7 @@ def test_a_meta_model_under_a_measuring_meter_is_refused(meter_pytester: pytest.
         "--energy-json=energy.json", "-p", "no:cacheprovider",
     )  # fmt: skip
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*this window ran on torch's meta device*--energy-meter=roofline*"])
+    result.stdout.fnmatch_lines(
+        ["*this window ran on torch's meta device*--energy-meter=roofline*"]
+    )
     assert _tests(meter_pytester) == []

@@ -189,4 +189,3 @@ def test_a_failed_marker_only_test_is_in_the_json_with_its_outcome(
     assert records["test_fails.py::test_broken_fixture"]["outcome"] == "failed"
     # failed tests are reported, never recorded as the new baseline
     assert not (meter_pytester.path / "energy-baseline.toml").exists()
-

@@ -289,4 +289,3 @@ def test_deselected_energy_tests_start_no_meter(pytester: pytest.Pytester) -> No
     pytester.makepyfile(WORK + "\n\ndef test_plain():\n    pass\n")
     result = pytester.runpytest("--energy-meter=nvml", "-k", "plain", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, deselected=1)
-

@@ -121,4 +121,3 @@ def test_listing_runs_start_no_meter_and_write_noreport_of(
     assert result.ret == pytest.ExitCode.OK
     assert "unavailable" not in result.stdout.str() + result.stderr.str()
     assert report.read_text() == '{"kept": true}'
-

@@ -88,4 +88,3 @@ class TestReportFiles:
         result = run(meter_pytester, "--energy-country=XYZ")
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines(["*XYZ*"])
-

@@ -88,7 +88,13 @@ def _record(pytester: pytest.Pytester) -> dict[str, object]:
 
 def test_history_is_appended_and_trimmed(pytester: pytest.Pytester, runs) -> None:
     for seed, level in enumerate([1.0, 1.01, 0.99, 1.005]):
-        runs("--energy-update-baseline", "--energy-history=3", level=level, seed=seed, WINDOW_NOISE="0.01").assert_outcomes(passed=1)
+        runs(
+            "--energy-update-baseline",
+            "--energy-history=3",
+            level=level,
+            seed=seed,
+            WINDOW_NOISE="0.01",
+        ).assert_outcomes(passed=1)
     entry = _entry(pytester)
     assert len(entry.runs) == 3  # at most --energy-history runs, the oldest dropped
     assert entry.runs[-1].kwh_per_1000 == pytest.approx(0.001005, rel=0.02)
@@ -108,7 +114,9 @@ def test_an_accepted_regression_replaces_the_history(pytester: pytest.Pytester, 
     runs(level=1.5).assert_outcomes(passed=1)
 
 
-def test_schema_1_is_read_as_one_run_and_rewritten_as_schema_3(pytester: pytest.Pytester, runs) -> None:
+def test_schema_1_is_read_as_one_run_and_rewritten_as_schema_3(
+    pytester: pytest.Pytester, runs
+) -> None:
     (pytester.path / "energy-baseline.toml").write_text(
         "schema_version = 1\n\n"
         f'[hardware.test-rig."{NODE}"]\n'
@@ -136,12 +144,16 @@ def test_a_run_offset_within_the_prior_spread_passes(pytester: pytest.Pytester, 
     # with a tight prior the same offset is a regression
     tight = runs("--energy-run-spread=0.2", level=1.04)
     tight.assert_outcomes(failed=1)
-    tight.stdout.fnmatch_lines(["*run-to-run spread 0.2% from the prior (fewer than 3 baseline runs)*"])
+    tight.stdout.fnmatch_lines(
+        ["*run-to-run spread 0.2% from the prior (fewer than 3 baseline runs)*"]
+    )
 
 
 def test_the_spread_is_estimated_from_three_or_more_runs(pytester: pytest.Pytester, runs) -> None:
     for seed, level in enumerate([1.0, 1.002, 0.998, 1.001]):
-        runs("--energy-update-baseline", level=level, seed=seed, WINDOW_NOISE="0.002").assert_outcomes(passed=1)
+        runs(
+            "--energy-update-baseline", level=level, seed=seed, WINDOW_NOISE="0.002"
+        ).assert_outcomes(passed=1)
     result = runs(level=1.08, seed=9, WINDOW_NOISE="0.002")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*run-to-run spread *% from 4 baseline runs*"])
@@ -153,7 +165,9 @@ def test_outlier_windows_are_flagged_and_cannot_hide_a_regression(
 ) -> None:
     # Two baseline windows 30% high (calls 3 and 6: warm-up is call 0, then one call per
     # window), then a +20% change: still caught, and the outliers are reported.
-    runs("--energy-update-baseline", "--energy-rounds=10", WINDOW_NOISE="0.005", OUTLIERS="3,6").assert_outcomes(passed=1)
+    runs(
+        "--energy-update-baseline", "--energy-rounds=10", WINDOW_NOISE="0.005", OUTLIERS="3,6"
+    ).assert_outcomes(passed=1)
     result = runs("--energy-rounds=10", level=1.2, seed=1, WINDOW_NOISE="0.005", OUTLIERS="")
     result.assert_outcomes(failed=1)
     comparison = _record(pytester)["comparison"]
@@ -173,8 +187,12 @@ def test_adaptive_rounds_stop_early_and_new_tests_take_ten(pytester: pytest.Pyte
 def test_strict_mode_counts_another_meter_as_no_baseline(pytester: pytest.Pytester, runs) -> None:
     runs("--energy-update-baseline").assert_outcomes(passed=1)
     text = (pytester.path / "energy-baseline.toml").read_text()
-    (pytester.path / "energy-baseline.toml").write_text(text.replace('meter = "runmeter"', 'meter = "other"'))
+    (pytester.path / "energy-baseline.toml").write_text(
+        text.replace('meter = "runmeter"', 'meter = "other"')
+    )
     runs().assert_outcomes(passed=1)
     strict = runs("--energy-strict")
     strict.assert_outcomes(failed=1)
-    strict.stdout.fnmatch_lines(["*no comparable baseline entry (the baseline was recorded with meter 'other'*"])
+    strict.stdout.fnmatch_lines(
+        ["*no comparable baseline entry (the baseline was recorded with meter 'other'*"]
+    )

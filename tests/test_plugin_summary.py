@@ -252,7 +252,9 @@ def _holding(path: str, seconds: float) -> threading.Thread:
 def test_a_baseline_update_waiting_for_the_lock_says_so_past_capture(
     meter_pytester: pytest.Pytester,
 ) -> None:
-    meter_pytester.makepyfile(test_a="def test_a(energy):\n    energy(lambda: energy.meter.spend(3.6), inferences=1)\n")
+    meter_pytester.makepyfile(
+        test_a="def test_a(energy):\n    energy(lambda: energy.meter.spend(3.6), inferences=1)\n"
+    )
     timer = _holding(str(meter_pytester.path / "energy-baseline.toml.lock"), 4.0)
     try:
         result = run(meter_pytester, "--energy-update-baseline")  # default --capture=fd
@@ -266,7 +268,9 @@ def test_a_baseline_update_waiting_for_the_lock_says_so_past_capture(
 def test_a_baseline_lock_timeout_says_the_baseline_was_not_updated(
     meter_pytester: pytest.Pytester,
 ) -> None:
-    meter_pytester.makepyfile(test_a="def test_a(energy):\n    energy(lambda: energy.meter.spend(3.6), inferences=1)\n")
+    meter_pytester.makepyfile(
+        test_a="def test_a(energy):\n    energy(lambda: energy.meter.spend(3.6), inferences=1)\n"
+    )
     timer = _holding(str(meter_pytester.path / "energy-baseline.toml.lock"), 4.0)
     try:
         result = run(meter_pytester, "--energy-update-baseline", "--energy-lock-timeout=1.2s")
@@ -284,7 +288,9 @@ def test_a_window_waiting_for_its_device_lock_says_so_past_capture(
     """0.2 wrote the notice during the call phase, so only -s showed it."""
     from pytest_energy.devicelock import DEFAULT_DIR, DeviceLocks
 
-    meter_pytester.makepyfile(test_a="def test_a(energy):\n    energy(lambda: energy.meter.spend(3.6), inferences=1)\n")
+    meter_pytester.makepyfile(
+        test_a="def test_a(energy):\n    energy(lambda: energy.meter.spend(3.6), inferences=1)\n"
+    )
     locks = DeviceLocks(["test-rig-fake:0"])
     path = str(locks.directory / "test-rig-fake_0.lock")
     assert locks.directory in (DEFAULT_DIR, locks.fallback_directory)
@@ -306,7 +312,9 @@ def test_ctrl_c_while_waiting_for_the_baseline_lock_ends_in_one_line(
     import sys
     import time
 
-    meter_pytester.makepyfile(test_a="def test_a(energy):\n    energy(lambda: energy.meter.spend(3.6), inferences=1)\n")
+    meter_pytester.makepyfile(
+        test_a="def test_a(energy):\n    energy(lambda: energy.meter.spend(3.6), inferences=1)\n"
+    )
     lock = filelock.FileLock(str(meter_pytester.path / "energy-baseline.toml.lock"))
     lock.acquire()
     try:
@@ -344,10 +352,10 @@ def test_ctrl_c_in_another_plugins_terminal_summary_ends_in_one_line(
 ) -> None:
     """A SIGINT that lands in the session's end, here in another plugin's summary code (the
     interrupt loop found 19 of 100 in hypothesis' plugin), ends as an interrupted run."""
-    meter_pytester.makeconftest(
-        "def pytest_terminal_summary():\n    raise KeyboardInterrupt\n"
+    meter_pytester.makeconftest("def pytest_terminal_summary():\n    raise KeyboardInterrupt\n")
+    meter_pytester.makepyfile(
+        test_a="def test_a(energy):\n    energy(lambda: None, inferences=1)\n"
     )
-    meter_pytester.makepyfile(test_a="def test_a(energy):\n    energy(lambda: None, inferences=1)\n")
     result = meter_pytester.runpytest_subprocess(*BASE)
     output = result.stdout.str() + result.stderr.str()
     assert result.ret == pytest.ExitCode.INTERRUPTED, output

@@ -282,8 +282,6 @@ def test_numpy_readings_cross_to_the_controller(xdist_pytester: pytest.Pytester)
     assert records["test_np.py::test_cost[0]"]["kwh_per_1000"] == pytest.approx(0.001)
 
 
-
-
 def test_a_workers_notes_reach_the_controllers_summary_once(
     xdist_pytester: pytest.Pytester,
 ) -> None:

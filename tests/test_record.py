@@ -36,7 +36,11 @@ NVML = Provenance(meter="nvml", hardware="NVIDIA H100 80GB HBM3 x1", estimated=F
 
 def window(energy_j: float, work: Work | None = None, **kw: object) -> Window:
     return Window(
-        energy_j=energy_j, duration_s=1.0, work=work or Work(4), start_unix_s=1.7e9, **kw  # type: ignore[arg-type]
+        energy_j=energy_j,
+        duration_s=1.0,
+        work=work or Work(4),
+        start_unix_s=1.7e9,
+        **kw,  # type: ignore[arg-type]
     )  # type: ignore[arg-type]
 
 
@@ -165,7 +169,7 @@ def test_same_figures_ignores_the_run_dates() -> None:
         ({"estimated": "no"}, "needs estimated = true or false"),
         ({"inferences": 0}, "has inferences = 0"),
         ({"tokens": -1}, "has tokens = -1"),
-        ({"counts": "guessed"}, 'has counts = \'guessed\''),
+        ({"counts": "guessed"}, "has counts = 'guessed'"),
         ({"runs": [["2026-13-01", 1.0, 1, 0.0]]}, "date = '2026-13-01'"),
         ({"windows": 3}, "windows that are not a list"),
         ({"windows": [{"energy_j": 1.0}]}, "has a window that cannot be read"),

@@ -263,5 +263,8 @@ def test_targets_lists_the_meters_in_autos_order(capsys: pytest.CaptureFixture[s
 
     assert main(["targets"]) == 0
     out = capsys.readouterr().out
-    assert "meters (--energy-meter): auto tries nvml, amdsmi, apple, jetson, rapl, then codecarbon" in out
+    assert (
+        "meters (--energy-meter): auto tries nvml, amdsmi, apple, jetson, rapl, then codecarbon"
+        in out
+    )
     assert "  roofline    modelled:" in out and "  codecarbon  estimated:" in out

@@ -156,7 +156,9 @@ def test_totals() -> None:
     assert totals["windows"] == sum(len(r.record.windows) for r in results)
     assert (totals["regressed"], totals["over_budget"], totals["compare_regressed"]) == (1, 1, 0)
     assert totals["figures"] == "7 measured, 1 estimated"
-    assert totals["summary"] == "❌ 1 regression, 1 over budget in 8 tests (7 measured, 1 estimated)"
+    assert (
+        totals["summary"] == "❌ 1 regression, 1 over budget in 8 tests (7 measured, 1 estimated)"
+    )
 
 
 def test_unicode_and_markup_in_node_ids_survive() -> None:

@@ -96,7 +96,10 @@ def test_node_ids_are_code_spans_safe_in_tables() -> None:
 
 def test_totals_and_notes() -> None:
     text = render()
-    assert "total: 398,779 J (0.1108 kWh) in 59 windows of 8 tests (7 measured, 1 estimated)  \n" in text
+    assert (
+        "total: 398,779 J (0.1108 kWh) in 59 windows of 8 tests (7 measured, 1 estimated)  \n"
+        in text
+    )
     assert (
         "carbon: 6.208 gCO2e at 56.04 gCO2e/kWh, CodeCarbon offline data for FRA (France, 2023)"
         in text

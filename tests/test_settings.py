@@ -228,7 +228,9 @@ def test_build_defaults(tmp_path: Path) -> None:
     settings = build({}, tmp_path)
     assert settings == Settings(baseline_path=tmp_path / DEFAULT_BASELINE_NAME)
     assert settings.tolerance_pct is None  # resolved per test: the meter kind decides
-    assert settings.rule(deterministic=False, estimated=False).tolerance_pct == DEFAULT_TOLERANCE_PCT
+    assert (
+        settings.rule(deterministic=False, estimated=False).tolerance_pct == DEFAULT_TOLERANCE_PCT
+    )
     assert settings.rule(deterministic=True, estimated=True).tolerance_pct == 1.0
     assert settings.alpha == DEFAULT_ALPHA
     assert settings.rounds is None  # auto

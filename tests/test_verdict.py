@@ -23,9 +23,7 @@ def samples(level: float, count: int = 10) -> tuple[float, ...]:
     return tuple(round(level * WOBBLE[i % len(WOBBLE)], 9) for i in range(count))
 
 
-def pair(
-    change: float, *, deterministic: bool = False
-) -> tuple[Record, Record]:
+def pair(change: float, *, deterministic: bool = False) -> tuple[Record, Record]:
     """(current, candidate): the candidate costs ``change`` more, in windows that wobble
     for a measured meter and not at all for a deterministic one."""
     kind = {"meter": "roofline", "estimated": True, "deterministic": True} if deterministic else {}
