@@ -25,22 +25,16 @@ import sys
 import time
 
 import _common  # noqa: F401  (this checkout's pytest_energy)
+import roofline_workloads as workloads
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from pytest_energy import generation
 from pytest_energy.meters.roofline import RooflineMeter
 
-LLAMA_3_1_8B = {
-    "hidden_size": 4096,
-    "intermediate_size": 14336,
-    "num_hidden_layers": 32,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 8,
-    "vocab_size": 128256,
-    "max_position_embeddings": 131072,
-    "rope_theta": 500000.0,
-}
+#: The published config (benchmarks/roofline_workloads.py, with its source and its checked
+#: parameter count).
+LLAMA_3_1_8B = workloads.LLM_CONFIGS["llama-3.1-8b"][1]
 
 
 def build() -> LlamaForCausalLM:

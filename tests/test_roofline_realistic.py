@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from benchmark_scripts import load_script
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -165,16 +166,9 @@ def test_gpt2_generate_with_a_kv_cache() -> None:
 
 
 def llama_8b_config() -> object:
-    return transformers.LlamaConfig(  # meta-llama/Llama-3.1-8B config.json
-        hidden_size=4096,
-        intermediate_size=14336,
-        num_hidden_layers=32,
-        num_attention_heads=32,
-        num_key_value_heads=8,
-        vocab_size=128256,
-        max_position_embeddings=131072,
-        rope_theta=500000.0,
-        torch_dtype="bfloat16",
+    """meta-llama/Llama-3.1-8B's published config, as benchmarks/roofline_workloads.py has it."""
+    return transformers.LlamaConfig(
+        **load_script("roofline_workloads").LLM_CONFIGS["llama-3.1-8b"][1]
     )
 
 

@@ -51,6 +51,17 @@ class Chart:
     svg: str
 
 
+def _legend_below(ax: Axes, rows: int, **kwargs: Any) -> None:
+    """The legend in three columns under a chart of ``rows`` rows, clear of its x label."""
+    ax.legend(
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.12 - 1.0 / (rows + 3)),
+        ncols=3,
+        frameon=False,
+        **kwargs,
+    )
+
+
 def available() -> bool:
     """Whether matplotlib can be imported."""
     try:
@@ -163,12 +174,7 @@ def overview(results: Sequence[Result]) -> Chart:
         linestyle="none",
         label="budget",
     )
-    ax.legend(
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.12 - 1.0 / (len(results) + 3)),
-        ncols=3,
-        frameon=False,
-    )
+    _legend_below(ax, len(results))
     return Chart(
         key="overview",
         title=title,
@@ -293,12 +299,8 @@ def energy_split(results: Sequence[Result]) -> Chart:
     ax.set_xlabel("share of the modelled energy per inference (%)")
     from matplotlib.patches import Patch
 
-    ax.legend(
-        handles=[Patch(facecolor=color, label=text) for _, color, text in SPLIT],
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.12 - 1.0 / (len(results) + 3)),
-        ncols=3,
-        frameon=False,
+    _legend_below(
+        ax, len(results), handles=[Patch(facecolor=c, label=text) for _, c, text in SPLIT]
     )
     return Chart(
         key="split",
