@@ -23,12 +23,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pytest_energy.record import Record
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The example project, whose model configs the roofline scripts price (never copied).
+EXAMPLE = ROOT / "example_project"
 
 # Found, not imported: a script that runs pytest in-process must not import the package
 # before pytest does (pytest could then not rewrite its asserts, and warns).
@@ -223,3 +225,13 @@ def stored_record(
         runs=tuple(runs),
         version=version,
     ).stored()
+
+
+def example_models() -> Any:
+    """The example project's ``service.models``: its configs at each size, as the example
+    builds them (importing it needs torch)."""
+    if str(EXAMPLE) not in sys.path:
+        sys.path.insert(0, str(EXAMPLE))
+    from service import models
+
+    return models

@@ -17,7 +17,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-import _common  # noqa: F401  (this checkout's pytest_energy)
+import _common  # this checkout's pytest_energy; the example's configs
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from transformers import BertConfig, BertForSequenceClassification, GPT2Config, GPT2LMHeadModel
@@ -51,19 +51,12 @@ def cases() -> dict[str, tuple[Callable[[], object], int]]:
     gpt2 = GPT2LMHeadModel(
         GPT2Config(n_layer=4, n_head=4, n_embd=256, vocab_size=1000, n_positions=256)
     ).eval()
-    # the example project's tiny sizes (example_project/service/models.py)
+    # the example project's tiny sizes, from its own configs; ids drawn from 1,000 tokens
+    example = _common.example_models()
     bert_v1 = BertForSequenceClassification(
-        BertConfig(
-            hidden_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=256,
-            vocab_size=1000,
-        )
+        BertConfig(**example.CLASSIFIER[("tiny", "v1")], vocab_size=1000)
     ).eval()
-    gpt2_tiny = GPT2LMHeadModel(
-        GPT2Config(n_layer=2, n_head=2, n_embd=128, vocab_size=1000, n_positions=256)
-    ).eval()
+    gpt2_tiny = GPT2LMHeadModel(GPT2Config(**example.GENERATOR["tiny"], vocab_size=1000)).eval()
     reviews = torch.randint(0, 1000, (8, 32))
     bert_ids = torch.randint(0, 1000, (8, 128))
     gpt2_ids = torch.randint(0, 1000, (4, 128))

@@ -37,7 +37,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-import _common  # noqa: F401  (this checkout's pytest_energy)
+import _common  # this checkout's pytest_energy; the example's configs
 import torch
 
 from pytest_energy.meters.roofline import RooflineMeter
@@ -87,9 +87,7 @@ def generation(dtype: torch.dtype, prompt: int = 64, new_tokens: int = 64) -> Ru
 def tiny_classifier(dtype: torch.dtype) -> Runner:
     from transformers import BertConfig, BertForSequenceClassification
 
-    config = BertConfig(
-        hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=256
-    )
+    config = BertConfig(**_common.example_models().CLASSIFIER[("tiny", "v1")])
     with torch.device("meta"):
         model = BertForSequenceClassification(config).to(dtype).eval()
         ids = torch.zeros(8, 32, dtype=torch.long)
@@ -119,37 +117,10 @@ def image(dtype: torch.dtype, steps: int = 50) -> Runner:
     from transformers import CLIPTextConfig, CLIPTextModel
 
     with torch.device("meta"):
-        unet = UNet2DConditionModel(
-            in_channels=4,
-            out_channels=4,
-            sample_size=64,
-            block_out_channels=(320, 640, 1280, 1280),
-            layers_per_block=2,
-            down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-            cross_attention_dim=768,
-            attention_head_dim=8,
-        )
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            latent_channels=4,
-            block_out_channels=(128, 256, 512, 512),
-            layers_per_block=2,
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            sample_size=512,
-        )
-        text = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=49408,
-                hidden_size=768,
-                num_hidden_layers=12,
-                num_attention_heads=12,
-                intermediate_size=3072,
-                hidden_act="quick_gelu",
-            )
-        )
+        sd15 = _common.example_models().IMAGE["realistic"]  # the example's realistic size
+        unet = UNet2DConditionModel(**sd15["unet"])
+        vae = AutoencoderKL(**sd15["vae"])
+        text = CLIPTextModel(CLIPTextConfig(**sd15["text"]))
         unet, vae, text = (m.to(dtype).eval() for m in (unet, vae, text))
         tokens = torch.zeros(2, 77, dtype=torch.long)
         latents = torch.zeros(2, 4, 64, 64, dtype=dtype)

@@ -70,3 +70,9 @@ def xdist_pytester(pytester: pytest.Pytester) -> pytest.Pytester:
     """
     pytester.makeconftest(FAKE_METER)
     return pytester
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first (a stable sort keeps every worker's order the same): started last,
+    one would keep one xdist worker busy alone at the end of the run."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

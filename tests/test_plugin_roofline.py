@@ -12,8 +12,9 @@ import os
 import pytest
 
 pytest.importorskip("torch")
-# Every run is a subprocess: pytester unloads the modules a run imports, and torch (with the
-# submodules it loads lazily) cannot be imported twice in one process.
+# Imported here, before any in-process run: pytester unloads what a run imported, and torch
+# cannot be imported a second time in one process.
+import torch  # noqa: E402, F401
 
 METER = "--energy-meter=pytest_energy.meters.roofline:RooflineMeter"
 
@@ -31,7 +32,7 @@ def test_linear(energy):
 
 def run_json(pytester: pytest.Pytester, *args: str) -> dict:  # type: ignore[type-arg]
     pytester.makepyfile(test_roofline_plugin=TEST_FILE)
-    result = pytester.runpytest_subprocess(
+    result = pytester.runpytest(
         "-p", "no:cacheprovider", METER, "--energy-json=report.json", *args
     )
     result.assert_outcomes(passed=1)
@@ -87,11 +88,11 @@ def test_a_five_percent_bigger_layer_fails_the_gate(
 ) -> None:
     pytester.makepyfile(test_lin=LINEAR)
     args = ("--energy-meter=roofline", "-p", "no:cacheprovider")
-    pytester.runpytest_subprocess(*args, "--energy-update-baseline").assert_outcomes(passed=1)
+    pytester.runpytest(*args, "--energy-update-baseline").assert_outcomes(passed=1)
     # 5% wider: about 10% more FLOPs and weight bytes. At this size the layer is compute-bound
     # on the target; a tiny layer would be launch-bound, and 5% of it would not show.
     monkeypatch.setenv("WIDTH", "4301")
-    bigger = pytester.runpytest_subprocess(*args)
+    bigger = pytester.runpytest(*args)
     bigger.assert_outcomes(failed=1)
     bigger.stdout.fnmatch_lines(
         ["*test_linear regressed*tolerance 1%); deterministic meter: no significance test*"]
@@ -107,13 +108,13 @@ def test_a_user_profile_file_and_an_unknown_target(pytester: pytest.Pytester) ->
         "peak_tflops = { fp32 = 50, tf32 = 100, fp16 = 200, bf16 = 200, int8 = 400 }\n"
         '[sources]\npeak = "made up for a test"\n'
     )
-    result = pytester.runpytest_subprocess(
+    result = pytester.runpytest(
         "--energy-meter=roofline", f"--energy-target={profile}", "--energy-json=report.json",
         "-p", "no:cacheprovider",
     )  # fmt: skip
     result.assert_outcomes(passed=1)
     (entry,) = json.loads((pytester.path / "report.json").read_text())["tests"]
     assert entry["hardware"] == "Example Accelerator 1 (roofline v3, eager)"
-    unknown = pytester.runpytest_subprocess("--energy-meter=roofline", "--energy-target=H900")
+    unknown = pytester.runpytest("--energy-meter=roofline", "--energy-target=H900")
     assert unknown.ret == pytest.ExitCode.USAGE_ERROR
     unknown.stderr.fnmatch_lines(["*unknown energy target 'H900'; choose one of H100-SXM*"])

@@ -111,6 +111,7 @@ def _shipped() -> fit.Fitted:
     return fit.shipped()
 
 
+@pytest.mark.slow
 def test_fit_reproduces_the_shipped_coefficients(prepared: list[fit.Prepared]) -> None:
     pytest.importorskip("scipy")
     fit_items = [item for item in prepared if item.row.split == "fit"]
