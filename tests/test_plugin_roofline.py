@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("torch")
 # Imported here, before any in-process run: pytester unloads what a run imported, and torch
 # cannot be imported a second time in one process.
-import torch  # noqa: E402, F401
+import torch  # noqa: F401
 
 METER = "--energy-meter=pytest_energy.meters.roofline:RooflineMeter"
 
