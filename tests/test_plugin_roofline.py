@@ -32,9 +32,7 @@ def test_linear(energy):
 
 def run_json(pytester: pytest.Pytester, *args: str) -> dict:  # type: ignore[type-arg]
     pytester.makepyfile(test_roofline_plugin=TEST_FILE)
-    result = pytester.runpytest(
-        "-p", "no:cacheprovider", METER, "--energy-json=report.json", *args
-    )
+    result = pytester.runpytest("-p", "no:cacheprovider", METER, "--energy-json=report.json", *args)
     result.assert_outcomes(passed=1)
     with open(os.path.join(str(pytester.path), "report.json"), encoding="utf-8") as handle:
         return json.load(handle)  # type: ignore[no-any-return]
