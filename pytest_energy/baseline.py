@@ -50,6 +50,7 @@ from pathlib import Path
 
 import tomli
 
+from . import validate
 from .errors import BaselineError
 from .fileio import atomic_write_text
 from .record import STORED_KEYS, Record
@@ -287,18 +288,9 @@ def parse(text: str, path: Path = Path("energy-baseline.toml")) -> Baseline:
     except (tomli.TOMLDecodeError, ValueError, RecursionError) as exc:
         # ValueError: the integer digit limit, a date out of range; RecursionError: nesting
         raise _toml_error(path, text, exc) from None
-    version = data.get("schema_version")
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise _problem(path, "has no integer schema_version", _RESTORE)
-    if version > SCHEMA_VERSION:
-        raise _problem(
-            path,
-            f"has schema_version {version}, newer than this pytest-energy understands "
-            f"({SCHEMA_VERSION})",
-            "Upgrade pytest-energy (pip install -U pytest-energy) to read it.",
-        )
-    if version < 1:
-        raise _problem(path, f"has an unknown schema_version {version}", _RESTORE)
+    version = validate.schema_version(
+        data, SCHEMA_VERSION, lambda cause, fix: _problem(path, cause, fix or _RESTORE)
+    )
     top = {"schema_version", "hardware"} | ({"unit"} if version >= 3 else set())
     unknown = sorted(set(data) - top)
     if unknown:

@@ -20,6 +20,28 @@ Bad = Callable[[str], Exception]
 RUN_FIELDS = ("date", "kwh_per_1000", "windows", "spread_pct")
 
 
+#: The fix for a file newer than this release.
+UPGRADE = "Upgrade pytest-energy (pip install -U pytest-energy) to read it."
+
+
+def schema_version(
+    data: dict[str, object], newest: int, problem: Callable[[str, str | None], Exception]
+) -> int:
+    """The file's ``schema_version``, a whole number from 1 to ``newest``.
+    ``problem(cause, fix)`` makes the reader's error; ``fix`` is None for the reader's own
+    fix (restore or rewrite the file), or :data:`UPGRADE` for a newer file."""
+    version = data.get("schema_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        got = "none" if version is None else repr(version)
+        raise problem(f"has no valid schema_version (a whole number from 1; got {got})", None)
+    if version > newest:
+        raise problem(
+            f"has schema_version {version}, newer than this pytest-energy understands ({newest})",
+            UPGRADE,
+        )
+    return version
+
+
 def raise_value_error(what: str) -> Exception:
     """The default ``bad``: a plain ValueError (for data this package wrote itself)."""
     return ValueError(f"record {what}")

@@ -185,7 +185,7 @@ BASELINE_CASES = [
     _baseline_case(
         "truncated", VALID_BASELINE[: VALID_BASELINE.index(b"0.002,") + 3], "is not valid TOML"
     ),
-    _baseline_case("empty-file", b"", "has no integer schema_version"),
+    _baseline_case("empty-file", b"", "has no valid schema_version"),
     _baseline_case("plain-text", b"energy baseline goes here\n", "is not valid TOML"),
     _baseline_case(
         "schema-newer",
@@ -196,12 +196,12 @@ BASELINE_CASES = [
     _baseline_case(
         "schema-zero",
         VALID_BASELINE.replace(b"schema_version = 3", b"schema_version = 0"),
-        "has an unknown schema_version 0",
+        "has no valid schema_version (a whole number from 1; got 0)",
     ),
     _baseline_case(
         "schema-string",
         VALID_BASELINE.replace(b"schema_version = 3", b'schema_version = "3"'),
-        "has no integer schema_version",
+        "has no valid schema_version",
     ),
     _baseline_case(
         "samples-string",

@@ -216,7 +216,7 @@ def _broken(document: dict, **changes: object) -> str:
     [
         ("{not json", "is not valid JSON (Expecting property name"),
         ("[1, 2]", 'is not a pytest-energy report (it has no "format": "pytest-energy-report")'),
-        ('{"format": "pytest-energy-report"}', "has no valid integer schema_version"),
+        ('{"format": "pytest-energy-report"}', "has no valid schema_version"),
         (
             '{"format": "pytest-energy-report", "schema_version": 99, "run": {}, "tests": []}',
             "has schema_version 99, newer than this pytest-energy understands (2). Upgrade",

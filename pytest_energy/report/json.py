@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import validate
 from ..record import Record
 from ..verdict import BASELINE, COMPARE, Result
 from .carbon import g_co2e, totals
@@ -257,16 +258,9 @@ def parse_report(text: str, path: Path) -> Report:
             f'is not a pytest-energy report (it has no "format": "{FORMAT}")',
             "Pass a file written by pytest --energy-json=PATH, or a baseline .toml file.",
         )
-    version = data.get("schema_version")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise _problem(path, "has no valid integer schema_version", _REWRITE)
-    if version > SCHEMA_VERSION:
-        raise _problem(
-            path,
-            f"has schema_version {version}, newer than this pytest-energy understands "
-            f"({SCHEMA_VERSION})",
-            "Upgrade pytest-energy (pip install -U pytest-energy) to read it.",
-        )
+    version = validate.schema_version(
+        data, SCHEMA_VERSION, lambda cause, fix: _problem(path, cause, fix or _REWRITE)
+    )
     run = data.get("run")
     if not isinstance(run, dict):
         raise _problem(path, 'has no "run" object', _REWRITE)
