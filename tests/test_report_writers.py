@@ -4,6 +4,7 @@ UTF-8 cannot hold, the lock-wait note."""
 from __future__ import annotations
 
 import dataclasses
+from html import escape as html_escape
 import json
 from pathlib import Path
 
@@ -34,16 +35,19 @@ def _strict(text: str) -> object:
 def test_every_writer_survives_a_node_id_utf8_cannot_hold(nodeid: str) -> None:
     results = [data.result(nodeid, data.windows(0.002), baseline=data.entry(0.002))]
     info = RunInfo.create(results, intensity=data.FRANCE, now=data.NOW)
+    shown = safe_text(nodeid)  # a lone surrogate becomes an escape such as \\ud800
     document = _strict(json_report.render(results, info))
     jsonschema.Draft202012Validator(json_report.schema()).validate(document)
-    texts = [
-        json_report.render(results, info),
-        markdown.render(results, info),
-        html.render(results, info),
-        "\n".join(terminal.render(results)),
-    ]
-    for text in texts:
-        text.encode("utf-8")  # no lone surrogate left
+    assert document["tests"][0]["nodeid"] == shown  # type: ignore[index]
+    md = markdown.render(results, info)
+    page = html.render(results, info)
+    table = "\n".join(terminal.render(results))
+    for text in (json_report.render(results, info), md, page, table):
+        text.encode("utf-8")  # raises UnicodeEncodeError on a lone surrogate left in the text
+    assert shown in table
+    # the Markdown table cell escapes the pipe; the HTML page escapes markup
+    assert shown.replace("|", "\\|") in md
+    assert html_escape(shown) in page and "<b>" not in page
 
 
 def test_surrogates_are_shown_as_escapes() -> None:
