@@ -4,8 +4,8 @@ UTF-8 cannot hold, the lock-wait note."""
 from __future__ import annotations
 
 import dataclasses
-from html import escape as html_escape
 import json
+from html import escape as html_escape
 from pathlib import Path
 
 import jsonschema

@@ -179,37 +179,47 @@ def _scheduler() -> Any:
     )
 
 
+def _unet_sizes(dims: str) -> dict[str, Any]:
+    """The denoiser's sizes, for a 2D (image) or 3D (video) UNet."""
+    return dict(
+        in_channels=4,
+        out_channels=4,
+        sample_size=8,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        down_block_types=(f"CrossAttnDownBlock{dims}", f"DownBlock{dims}"),
+        up_block_types=(f"UpBlock{dims}", f"CrossAttnUpBlock{dims}"),
+        cross_attention_dim=16,
+        attention_head_dim=2,
+        norm_num_groups=4,
+    )
+
+
+def _round_trip(pipeline: Any, folder: Path) -> Any:
+    """``pipeline`` saved with ``save_pretrained`` and loaded back with ``from_pretrained``."""
+    pipeline.save_pretrained(folder)
+    loaded = type(pipeline).from_pretrained(folder)
+    loaded.set_progress_bar_config(disable=True)
+    return loaded
+
+
 def stable_diffusion(folder: Path) -> Any:
     """A Stable Diffusion pipeline making 16x16 images from 8x8 latents."""
     from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 
     torch.manual_seed(SEED)
     clip_tokenizer, text_encoder, vae = _text_encoder_parts()
-    unet = UNet2DConditionModel(
-        in_channels=4,
-        out_channels=4,
-        sample_size=8,
-        block_out_channels=(8, 16),
-        layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=16,
-        attention_head_dim=2,
-        norm_num_groups=4,
-    )
-    StableDiffusionPipeline(
+    pipeline = StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=clip_tokenizer,
-        unet=unet,
+        unet=UNet2DConditionModel(**_unet_sizes("2D")),
         scheduler=_scheduler(),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
-    ).save_pretrained(folder)
-    loaded = StableDiffusionPipeline.from_pretrained(folder)
-    loaded.set_progress_bar_config(disable=True)
-    return loaded
+    )
+    return _round_trip(pipeline, folder)
 
 
 def text_to_video(folder: Path) -> Any:
@@ -218,28 +228,14 @@ def text_to_video(folder: Path) -> Any:
 
     torch.manual_seed(SEED)
     clip_tokenizer, text_encoder, vae = _text_encoder_parts()
-    unet = UNet3DConditionModel(
-        in_channels=4,
-        out_channels=4,
-        sample_size=8,
-        block_out_channels=(8, 16),
-        layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
-        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
-        cross_attention_dim=16,
-        attention_head_dim=2,
-        norm_num_groups=4,
-    )
-    TextToVideoSDPipeline(
+    pipeline = TextToVideoSDPipeline(
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=clip_tokenizer,
-        unet=unet,
+        unet=UNet3DConditionModel(**_unet_sizes("3D")),
         scheduler=_scheduler(),
-    ).save_pretrained(folder)
-    loaded = TextToVideoSDPipeline.from_pretrained(folder)
-    loaded.set_progress_bar_config(disable=True)
-    return loaded
+    )
+    return _round_trip(pipeline, folder)
 
 
 class EndAt(LogitsProcessor):
