@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-#: A deterministic meter for pytester runs. Tests spend joules explicitly, either through
+#: Scripted meters for pytester runs. Tests spend joules explicitly, either through
 #: ``energy.meter.spend(j)`` or, without the fixture, the module-level ``spend(j)``.
 FAKE_METER = textwrap.dedent(
     '''
@@ -40,6 +40,20 @@ FAKE_METER = textwrap.dedent(
     class EstimatedMeter(ScriptedMeter):
         name = "guess"
         estimated = True
+
+
+    class FixedMeter(ScriptedMeter):
+        """A deterministic meter (a model of the work, as roofline is): it spends only what
+        a test spends, so a window that spends nothing counted no work."""
+
+        name = "fixed"
+        estimated = True
+        deterministic = True
+        devices = ()
+
+        def __init__(self):
+            super().__init__()
+            self.hardware = "model rig (fixed model)"
 
 
     class PoweredMeter(ScriptedMeter):

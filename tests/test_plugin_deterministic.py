@@ -1,38 +1,14 @@
 """Deterministic meters in the plugin: one window, no significance test, 1% tolerance.
 
-``FixedMeter`` is a deterministic meter through the public interface;
+``FixedMeter`` (tests/conftest.py) is a deterministic meter through the public interface;
 tests/test_meter_roofline_plugin.py runs the real ``roofline`` meter on tiny torch models.
 """
 
 from __future__ import annotations
 
 import json
-import textwrap
 
 import pytest
-
-FIXED_METER = textwrap.dedent(
-    """
-    class FixedMeter:
-        name = "fixed"
-        hardware = "model rig (fixed model)"
-        estimated = True
-        deterministic = True
-        devices = ()
-
-        def __init__(self):
-            self.total = 0.0
-
-        def spend(self, joules):
-            self.total += joules
-
-        def read(self):
-            return {"model:0": self.total}
-
-        def close(self):
-            pass
-    """
-)
 
 SUITE = """
 import os
@@ -47,14 +23,14 @@ def test_model(energy):
 
 
 @pytest.fixture
-def fixed(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
-    pytester.makepyfile(fixedmeter=FIXED_METER, test_suite=SUITE)
-    pytester.syspathinsert()
+def fixed(meter_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
+    pytester = meter_pytester
+    pytester.makepyfile(test_suite=SUITE)
 
     def run(*args: str, cost: float = 3.6) -> pytest.RunResult:
         monkeypatch.setenv("COST_J", repr(cost))
         return pytester.runpytest(
-            "--energy-meter=fixedmeter:FixedMeter", "-s", "-p", "no:cacheprovider", *args
+            "--energy-meter=fakemeter:FixedMeter", "-s", "-p", "no:cacheprovider", *args
         )
 
     return run

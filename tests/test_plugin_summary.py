@@ -146,36 +146,20 @@ def test_a_failed_test_without_a_baseline_gets_no_energy_section_unless_verbose(
     assert "Captured energy call" in verbose.stdout.str() or "- energy -" in verbose.stdout.str()
 
 
-def test_the_headline_says_modelled_for_a_deterministic_meter(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
-        model="""
-        class Model:
-            name = "model"
-            hardware = "Model GPU (a model)"
-            estimated = True
-            deterministic = True
-
-            def __init__(self):
-                self.total = 0.0
-
-            def read(self):
-                self.total += 3.6
-                return {"model:0": self.total}
-
-            def close(self):
-                pass
-        """,
-        test_m="def test_m(energy):\n    energy(lambda: None, inferences=1)\n",
+def test_the_headline_says_modelled_for_a_deterministic_meter(
+    meter_pytester: pytest.Pytester,
+) -> None:
+    meter_pytester.makepyfile(
+        test_m="def test_m(energy):\n    energy(lambda: energy.meter.spend(3.6), inferences=1)\n"
     )
-    pytester.syspathinsert()
-    result = pytester.runpytest(
-        "--energy-meter=model:Model", "--energy-report", "--energy-markdown=e.md",
+    result = meter_pytester.runpytest(
+        "--energy-meter=fakemeter:FixedMeter", "--energy-report", "--energy-markdown=e.md",
         "-p", "no:cacheprovider",
     )  # fmt: skip
     result.assert_outcomes(passed=1)
-    assert "meter model (modelled) on Model GPU" in result.stdout.str()
+    assert "meter fixed (modelled) on model rig (fixed model)" in result.stdout.str()
     result.stdout.fnmatch_lines(["total: * modelled in 1 window of 1 test"])
-    md = (pytester.path / "e.md").read_text()
+    md = (meter_pytester.path / "e.md").read_text()
     assert "1 modelled test within budget and baseline" in md and "measured" not in md
 
 
@@ -195,42 +179,21 @@ def test_a_report_path_given_to_energy_report_gets_a_hint(pytester: pytest.Pytes
 # -- notes said once ----------------------------------------------------------------------------
 
 
-def test_subtract_idle_is_a_no_op_for_a_deterministic_meter(pytester: pytest.Pytester) -> None:
+def test_subtract_idle_is_a_no_op_for_a_deterministic_meter(
+    meter_pytester: pytest.Pytester,
+) -> None:
     """0.2 failed every energy test: the idle window counted no work."""
-    pytester.makepyfile(
-        model="""
-        class Model:
-            name = "model"
-            hardware = "Model GPU"
-            estimated = True
-            deterministic = True
-
-            def __init__(self):
-                self.total = 0.0
-
-            def observe(self):
-                import contextlib
-
-                self.total += 3.6
-                return contextlib.nullcontext()
-
-            def read(self):
-                return {"model:0": self.total}
-
-            def close(self):
-                pass
-        """,
+    meter_pytester.makepyfile(
         test_m="""
         def test_a(energy):
-            energy(lambda: None, inferences=1)
+            energy(lambda: energy.meter.spend(3.6), inferences=1)
 
         def test_b(energy):
-            energy(lambda: None, inferences=1)
+            energy(lambda: energy.meter.spend(3.6), inferences=1)
         """,
     )
-    pytester.syspathinsert()
-    result = pytester.runpytest(
-        "--energy-meter=model:Model", "--energy-subtract-idle", "-p", "no:cacheprovider"
+    result = meter_pytester.runpytest(
+        "--energy-meter=fakemeter:FixedMeter", "--energy-subtract-idle", "-p", "no:cacheprovider"
     )
     result.assert_outcomes(passed=2)
     notes = [line for line in result.outlines if "--energy-subtract-idle has no effect" in line]

@@ -286,11 +286,6 @@ def test_a_workers_notes_reach_the_controllers_summary_once(
     xdist_pytester: pytest.Pytester,
 ) -> None:
     """0.2 kept a worker's warnings on the worker: the summary never showed them."""
-    conftest = (xdist_pytester.path / "conftest.py").read_text()
-    (xdist_pytester.path / "conftest.py").write_text(
-        conftest + "\n\nclass Model(ScriptedMeter):\n"
-        "    estimated = True\n    deterministic = True\n"
-    )
     xdist_pytester.makepyfile(
         test_many="""
         import pytest
@@ -301,7 +296,7 @@ def test_a_workers_notes_reach_the_controllers_summary_once(
         """
     )
     result = xdist_pytester.runpytest(
-        "-n", "2", "--energy-meter=conftest:Model", "--energy-subtract-idle",
+        "-n", "2", "--energy-meter=conftest:FixedMeter", "--energy-subtract-idle",
         "-p", "no:cacheprovider",
     )  # fmt: skip
     result.assert_outcomes(passed=4)
