@@ -125,15 +125,6 @@ def evidence(c: Comparison) -> str:
     return "; ".join(parts)
 
 
-def rule_text(c: Comparison) -> str:
-    """The rule that decided, in a few words (for the CLI's and the reports' headers)."""
-    return {
-        "deterministic": "deterministic meter: the median ratio decides",
-        "paired": "paired one-sided signed-rank test on adjacent A/B windows",
-        "prediction": "one-sided Mann-Whitney U test and the prediction bound of the runs",
-    }.get(c.rule, "one-sided Mann-Whitney U test")
-
-
 def _windows(count: int) -> str:
     return "one window" if count == 1 else f"median of {count} windows"
 

@@ -78,7 +78,7 @@ def test_eager_pays_host_time_and_compiled_does_not() -> None:
     assert eager.time_s == pytest.approx(C.host_s)
     assert compiled.time_s == pytest.approx(max(t_work, C.kernel_min_s) + C.graph_gap_s)
     # the GPU waits on the host at active clocks: static power over the host time
-    assert eager.overhead_j == pytest.approx(
+    assert eager.joules_of("overhead") == pytest.approx(
         TDP * C.static_power_frac * (C.host_s - t_work), abs=2**-29
     )
     # the same work, and the static power for the host time instead of the graph gap
@@ -97,7 +97,7 @@ def test_compiled_fuses_pointwise_ops() -> None:
         TDP * (C.static_power_frac / C.eta_compute_max + C.compute_power_frac) * 10**6 / 67e12,
         abs=2**-29,
     )
-    assert fused.overhead_j == 0
+    assert fused.joules_of("overhead") == 0
     eager = evaluate(H100, C, [pointwise], engine="eager")
     assert eager.kernels == 1 and eager.energy_j > 100 * fused.energy_j
 
@@ -129,14 +129,14 @@ def test_tensor_parallel_splits_matrix_products_and_adds_all_reduces() -> None:
     reduce = OpRecord("collective", 0, 8 * 8192 * 2, "bf16")
     one = evaluate(H100, C, [gemm, norm, reduce], engine="compiled")
     four = evaluate(H100, C, [gemm, norm, reduce], engine="compiled", tensor_parallel=4)
-    assert one.collective_j == 0 and one.kernels == 2
+    assert one.joules_of("collective") == 0 and one.kernels == 2
     assert four.kernels == 4 * 3
     # each board streams a quarter of the weights: about a quarter of the time
     assert four.time_s < one.time_s / 2
     per_board = evaluate(
         H100, C, [OpRecord("matmul", gemm.flops // 4, gemm.bytes // 4, "bf16")], engine="compiled"
     )
-    assert four.matmul_j == pytest.approx(4 * per_board.matmul_j, rel=1e-9)
+    assert four.joules_of("matmul") == pytest.approx(4 * per_board.joules_of("matmul"), rel=1e-9)
     link = 2 * 3 / 4 * reduce.bytes
     t_reduce = link / (C.eta_interconnect_max * 450e9) + C.collective_latency_s + C.graph_gap_s
     expected = 4 * (TDP * C.static_power_frac * t_reduce + TDP * C.memory_power_frac * link / BW)

@@ -14,7 +14,7 @@ from ..errors import EnergyError
 from ..record import ESTIMATED, MEASURED, MODELLED
 from ..settings import DEFAULT_PHONE_CHARGE_KWH, Settings
 from ..stats import LOW_CONFIDENCE_MIN_TOLERANCE_PCT
-from ..verdict import COMPARE, IMPROVED, NEW, OVER_BUDGET, SEVERITY, Result
+from ..verdict import COMPARE, IMPROVED, NEW, OVER_BUDGET, Result
 from .carbon import CarbonIntensity
 
 CHARTS_HINT = "pip install 'pytest-energy[charts]'"
@@ -76,10 +76,6 @@ def fmt_num(value: float | None) -> str:
 
 def plural(count: int, word: str, many: str | None = None) -> str:
     return f"{count} {word if count == 1 else (many or word + 's')}"
-
-
-def severity(result: Result) -> int:
-    return SEVERITY.index(result.verdict.status)
 
 
 # -- one row per result, the same in every renderer -------------------------------------------

@@ -216,10 +216,6 @@ class OpPrice:
     kernels: int
     """Kernels launched on the target, summed over the boards."""
 
-    @property
-    def total_units(self) -> int:
-        return sum(self.units)
-
 
 ZERO_PRICE = OpPrice((0, 0, 0, 0, 0), 0, 0)
 _CLASS_INDEX = {name: index for index, name in enumerate(ENERGY_CLASSES)}
@@ -356,26 +352,6 @@ class Breakdown:
     def joules_of(self, energy_class: str) -> float:
         """The energy of one of :data:`ENERGY_CLASSES`."""
         return joules(self.units[_CLASS_INDEX[energy_class]])
-
-    @property
-    def matmul_j(self) -> float:
-        return joules(self.units[0])
-
-    @property
-    def attention_j(self) -> float:
-        return joules(self.units[1])
-
-    @property
-    def other_j(self) -> float:
-        return joules(self.units[2])
-
-    @property
-    def collective_j(self) -> float:
-        return joules(self.units[3])
-
-    @property
-    def overhead_j(self) -> float:
-        return joules(self.units[4])
 
 
 def evaluate(
