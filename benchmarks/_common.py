@@ -17,6 +17,7 @@ import itertools
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -150,17 +151,11 @@ class Timings:
 
     @property
     def median_wall_s(self) -> float:
-        return _median(self.wall_s)
+        return statistics.median(self.wall_s)
 
     @property
     def median_cpu_s(self) -> float:
-        return _median(self.cpu_s)
-
-
-def _median(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+        return statistics.median(self.cpu_s)
 
 
 def interleaved(
